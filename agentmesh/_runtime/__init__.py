@@ -1,0 +1,1 @@
+"""Orchestration internals. Nothing here is public API."""

@@ -1,0 +1,418 @@
+"""What a coordinator's nodes do: plan, dispatch, gate, join and finish.
+
+Every function here is plain code: routing that code can decide never costs a
+model call. Each returns a LangGraph state update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from langgraph.config import get_stream_writer
+from pydantic import BaseModel, ValidationError
+
+from agentmesh._runtime.context import record_span, span
+from agentmesh._runtime.dataflow import members, produced_fields, stage_name, unwrap
+from agentmesh.gates import DEFAULT_GATE, Gate
+from agentmesh.messages import (
+    EscalationMessage,
+    GateDecision,
+    ResultMessage,
+    TaskMessage,
+    Usage,
+    new_id,
+)
+from agentmesh.resolution import PeerOutcome
+from agentmesh.stages import Parallel, Results
+from agentmesh.tracing._base import SpanKind, SpanRecord
+from agentmesh.types import GateAction, ResultStatus, RunStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from agentmesh.lead import Lead
+
+PING_PONG_CYCLES = 3
+
+
+def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMessage[Any]:
+    """The task envelope from state: given as ``task``, or built from a bare ``input``."""
+    raw = state.get("task")
+    if raw is not None:
+        task: TaskMessage[Any] = TaskMessage.model_validate(raw)
+    else:
+        task = TaskMessage(sender="caller", recipient=recipient, payload=state.get("input") or {})
+    if task.run_id is None:
+        configurable = (config or {}).get("configurable", {})
+        run_id = configurable.get("thread_id") or (config or {}).get("run_id") or new_id()
+        task = task.model_copy(update={"run_id": str(run_id)})
+    return task
+
+
+# -- plan ---------------------------------------------------------------------------------
+
+
+def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[str, Any]:
+    """Validate the task, make (or remake) the plan and dispatch its first stage."""
+    task = coerce_task(role.name, state, config)
+    update: dict[str, Any] = {"task": task.model_dump(mode="json")}
+    if "started" not in state:
+        update["started"] = time.time()
+        try:
+            payload = role.input.model_validate(task.payload)
+        except ValidationError as exc:
+            return {**update, **_end(RunStatus.HALTED, f"input is not a valid {role.input.__name__}: {exc}")}
+        fields = payload.model_dump(mode="json")
+        update["board"] = {**fields, "input": fields}
+    replan_reason = state.get("feedback", {}).get("__plan__")
+    names = _stage_names(role)
+    chosen = list(role.planner(task, replan_reason)) if role.planner else names
+    unknown = [n for n in chosen if n not in names]
+    if unknown or not chosen:
+        reason = f"plan names unknown stages {unknown} (known: {names})" if unknown else "empty plan"
+        return {**update, **_end(RunStatus.ESCALATED, reason, decision_point=f"{role.name}/plan")}
+    view = {**state, **update, "plan": chosen, "cursor": 0}
+    return {**update, "plan": chosen, "cursor": 0, **dispatch(role, view)}
+
+
+def _stage_names(role: Lead[Any, Any]) -> list[str]:
+    return [stage_name(s) for s in role.stages]
+
+
+def _stage(role: Lead[Any, Any], name: str) -> Any:
+    return next(s for s in role.stages if stage_name(s) == name)
+
+
+# -- dispatch -----------------------------------------------------------------------------
+
+
+def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+    """Prepare the tasks of the stage at ``cursor`` (skipping stages whose condition fails).
+
+    Enforces the step cap and detects no-progress loops before anything runs.
+    """
+    plan_names: list[str] = state["plan"]
+    cursor: int = state.get("cursor", 0)
+    board: dict[str, Any] = state["board"]
+    while cursor < len(plan_names):
+        stage = _stage(role, plan_names[cursor])
+        _, step = unwrap(stage)
+        if step is None or step.when is None or step.when(board):
+            break
+        cursor += 1
+    if cursor >= len(plan_names):
+        return {"cursor": cursor, "next": "finish", "pending": []}
+    name = plan_names[cursor]
+    steps_taken = state.get("steps", 0) + 1
+    if steps_taken > role.max_steps:
+        return _end(RunStatus.ESCALATED, f"step cap: {role.name} reached max_steps={role.max_steps}",
+                    decision_point=f"{role.name}/{name}")
+    parent: TaskMessage[Any] = TaskMessage.model_validate(state["task"])
+    feedback = state.get("feedback", {}).get(name)
+    attempts = dict(state.get("attempts", {}))
+    attempts[name] = attempts.get(name, 0) + 1
+    stage = _stage(role, name)
+    _, step = unwrap(stage)
+    retry_only = set(state.get("retry_members", []) or [])
+    pending = []
+    for agent in members(stage):
+        if retry_only and agent.name not in retry_only:
+            continue
+        payload = _input_for(agent.input, board)
+        task: TaskMessage[Any] = TaskMessage(
+            parent_id=parent.task_id, run_id=parent.run_id, sender=role.name, recipient=agent.name,
+            goal=(step.goal if step else "") or agent.description or parent.goal,
+            payload=payload, constraints=parent.constraints, deadline=parent.deadline,
+            feedback=feedback, attempt=attempts[name],
+        )
+        pending.append({"node": agent.name, "task": task.model_dump(mode="json")})
+    fingerprint = _fingerprint(name, pending, feedback, state.get("results", {}).get(name))
+    fingerprints = list(state.get("fingerprints", []))
+    if fingerprint in fingerprints:
+        return _end(RunStatus.ESCALATED,
+                    f"no-progress loop: stage '{name}' re-issued with an identical state",
+                    decision_point=f"{role.name}/{name}")
+    history = [*state.get("history", []), name]
+    pong = _ping_pong(history)
+    if pong:
+        return _end(RunStatus.ESCALATED, f"ping-pong loop between '{pong[0]}' and '{pong[1]}'",
+                    decision_point=f"{role.name}/{name}")
+    return {
+        "cursor": cursor, "next": "dispatch", "pending": pending, "steps": steps_taken,
+        "attempts": attempts, "fingerprints": [*fingerprints, fingerprint], "history": history,
+    }
+
+
+def _input_for(schema: type[BaseModel], board: Mapping[str, Any]) -> dict[str, Any]:
+    return {f: board[f] for f in schema.model_fields if f in board}
+
+
+def _fingerprint(name: str, pending: list[dict[str, Any]], feedback: str | None, last: Any) -> str:
+    payloads = [p["task"]["payload"] for p in pending]
+    previous = last.get("output") if isinstance(last, dict) else None
+    blob = json.dumps([name, payloads, feedback, previous], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _ping_pong(history: list[str]) -> tuple[str, str] | None:
+    n = 2 * PING_PONG_CYCLES
+    tail = history[-n:]
+    if len(tail) < n:
+        return None
+    a, b = tail[0], tail[1]
+    if a != b and all(x == (a if i % 2 == 0 else b) for i, x in enumerate(tail)):
+        return a, b
+    return None
+
+
+def _end(
+    status: RunStatus,
+    reason: str,
+    *,
+    decision_point: str = "",
+    escalation: EscalationMessage | None = None,
+) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"status": status.value, "reason": reason}
+    if status is RunStatus.ESCALATED:
+        esc = escalation or EscalationMessage(
+            reason=reason, decision_point=decision_point,
+            options=["retry with guidance", "override the result", "reject"],
+        )
+        outcome["escalation"] = esc.model_dump(mode="json")
+    return {"outcome": outcome, "next": "finish", "pending": []}
+
+
+# -- gate ---------------------------------------------------------------------------------
+
+
+def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Judge the stage that just ran and decide the next hop."""
+    agent, step = unwrap(stage)
+    name = stage_name(stage)
+    the_gate: Gate = (step.gate if step else None) or agent.gate or DEFAULT_GATE
+    attempt = state.get("attempts", {}).get(name, 1)
+    results: dict[str, Any] = state.get("results", {})
+    judged = _judged(agent, results)
+    board = dict(state["board"])
+    decisions: list[GateDecision] = []
+    passed: dict[str, BaseModel] = {}
+    for judged_name, schema, raw in judged:
+        result: ResultMessage[Any] = ResultMessage.model_validate(raw)
+        decision, typed = the_gate.evaluate(
+            stage=judged_name, result=result, schema=schema, board=board, attempt=attempt
+        )
+        decisions.append(decision)
+        if typed is not None:
+            passed[judged_name] = typed
+        _trace_gate(decision, result, state)
+    action = max((d.action for d in decisions), key=lambda a: a.severity)
+    update: dict[str, Any] = {"gates": [d.model_dump(mode="json") for d in decisions]}
+    feedback = dict(state.get("feedback", {}))
+    reasons = [r for d in decisions for r in d.reasons]
+    if action is GateAction.PASS:
+        # Same precedence as the build-time check: fields win over whole-output aliases.
+        for judged_name, typed in passed.items():
+            board[judged_name] = typed.model_dump(mode="json")
+        for typed in passed.values():
+            board.update(typed.model_dump(mode="json"))
+        feedback.pop(name, None)
+        view = {**state, "board": board, "feedback": feedback, "cursor": state["cursor"] + 1,
+                "retry_members": []}
+        return {**update, "board": board, "feedback": feedback, "retry_members": [],
+                **{"cursor": state["cursor"] + 1}, **dispatch(role, view)}
+    if action is GateAction.RETRY:
+        feedback[name] = "; ".join(reasons)
+        failing = [d.stage for d in decisions if d.action is not GateAction.PASS]
+        only = failing if isinstance(agent, Parallel) and agent.resolver is None else []
+        view = {**state, "feedback": feedback, "retry_members": only}
+        return {**update, "feedback": feedback, "retry_members": only, **dispatch(role, view)}
+    if action is GateAction.REPLAN:
+        if state.get("replans", 0) >= role.max_replans:
+            return {**update, **_end(RunStatus.ESCALATED,
+                                     f"re-plan limit ({role.max_replans}) reached: {'; '.join(reasons)}",
+                                     decision_point=f"{role.name}/{name}")}
+        feedback["__plan__"] = f"stage '{name}' failed its gate: {'; '.join(reasons)}"
+        return {**update, "feedback": feedback, "replans": state.get("replans", 0) + 1,
+                "next": "plan", "pending": []}
+    if action is GateAction.HALT:
+        return {**update, **_end(RunStatus.HALTED, f"gate halted {role.name} at '{name}': {'; '.join(reasons)}")}
+    child = _child_escalation(judged, results)
+    return {**update, **_end(RunStatus.ESCALATED, "; ".join(reasons),
+                             decision_point=f"{role.name}/{name}",
+                             escalation=_escalation(role, name, reasons, board, child))}
+
+
+def _judged(agent: Any, results: Mapping[str, Any]) -> list[tuple[str, type[BaseModel], Any]]:
+    if isinstance(agent, Parallel) and agent.resolver is None:
+        return [(m.name, m.output, results[m.name]) for m in agent.members if m.name in results]
+    return [(agent.name, agent.output, results[agent.name])]
+
+
+def _child_escalation(
+    judged: list[tuple[str, type[BaseModel], Any]], results: Mapping[str, Any]
+) -> EscalationMessage | None:
+    for judged_name, _, _ in judged:
+        esc = results.get(judged_name, {}).get("escalation")
+        if esc:
+            return EscalationMessage.model_validate(esc)
+    return None
+
+
+def _escalation(
+    role: Lead[Any, Any], stage: str, reasons: list[str], board: Mapping[str, Any],
+    child: EscalationMessage | None,
+) -> EscalationMessage:
+    point = f"{role.name}/{child.decision_point}" if child else f"{role.name}/{stage}"
+    known = ", ".join(k for k in board if k != "input")
+    return EscalationMessage(
+        reason="; ".join(reasons),
+        decision_point=point,
+        context_summary=(child.context_summary + " | " if child and child.context_summary else "")
+        + f"{role.name} stopped at '{stage}'; known so far: {known}",
+        options=(child.options if child and child.options else ["retry with guidance", "override", "reject"]),
+        data=child.data if child else {},
+    )
+
+
+def _trace_gate(decision: GateDecision, result: ResultMessage[Any], state: Mapping[str, Any]) -> None:
+    task = state.get("task") or {}
+    with span(SpanKind.GATE, decision.gate, run_id=task.get("run_id"), parent_id=task.get("task_id"),
+              input={"stage": decision.stage, "status": result.status},
+              attributes={"gate_action": decision.action, "stage": decision.stage,
+                          "attempt": decision.attempt}) as sp:
+        sp.output = decision.model_dump(mode="json")
+    try:
+        get_stream_writer()({"gate": decision.model_dump(mode="json")})
+    except RuntimeError:
+        pass  # not running inside a graph stream (direct node calls in tests)
+
+
+# -- join ---------------------------------------------------------------------------------
+
+
+def join(
+    group: Parallel,
+    state: Mapping[str, Any],
+    runner: Callable[[Any, BaseModel, TaskMessage[Any]], ResultMessage[Any]],
+) -> dict[str, Any]:
+    """Resolve parallel peers into one result for the group."""
+    assert group.resolver is not None
+    parent: TaskMessage[Any] = TaskMessage.model_validate(state["task"])
+    peers: list[PeerOutcome] = []
+    usage = Usage()
+    for m in group.members:
+        raw = state.get("results", {}).get(m.name)
+        if raw is None:
+            continue
+        res: ResultMessage[Any] = ResultMessage.model_validate(raw)
+        usage = usage + res.usage
+        output = None
+        if res.status is ResultStatus.OK:
+            try:
+                output = m.output.model_validate(res.output)
+            except ValidationError:
+                output = None
+        peers.append(PeerOutcome(agent=m.name, output=output, confidence=res.confidence))
+    with span(SpanKind.RESOLUTION, f"join_{group.name}", run_id=parent.run_id,
+              parent_id=parent.task_id, input=[p.agent for p in peers],
+              attributes={"strategy": group.resolver.name}) as sp:
+        resolution = group.resolver.resolve(
+            peers, group.output, lambda agent, payload: runner(agent, payload, parent)
+        )
+        sp.output = {"rationale": resolution.rationale, "disagreements": dict(resolution.disagreements)}
+        sp.attributes.update(escalated=resolution.escalated, confidence=resolution.confidence)
+    evidence = [f"{resolution.strategy}: {resolution.rationale}"]
+    evidence += [f"disagreement on {f}: {v}" for f, v in resolution.disagreements.items()]
+    result = ResultMessage(
+        task_id=new_id(), agent=group.name, usage=usage, evidence=evidence,
+        confidence=resolution.confidence,
+        status=ResultStatus.ESCALATED if resolution.escalated else ResultStatus.OK,
+        output=None if resolution.output is None else resolution.output.model_dump(mode="json"),
+        summary=f"{group.name}: {resolution.strategy} — {resolution.rationale}"[:240],
+        escalation=EscalationMessage(
+            reason=resolution.rationale, decision_point=group.name,
+            context_summary="; ".join(evidence)[:500],
+            options=[p.agent for p in peers if p.output is not None],
+            data={"disagreements": dict(resolution.disagreements)},
+        ) if resolution.escalated else None,
+    )
+    return {"results": {group.name: result.model_dump(mode="json")}}
+
+
+# -- finish -------------------------------------------------------------------------------
+
+
+def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
+    """Build the coordinator's result envelope and its terminal outcome."""
+    task = state.get("task") or {}
+    outcome = dict(state.get("outcome") or {"status": RunStatus.COMPLETED.value, "reason": "completed"})
+    children = [ResultMessage.model_validate(r) for r in state.get("results", {}).values()]
+    usage = sum((Usage.model_validate(u) for u in state.get("spent", [])), Usage())
+    output: Any = None
+    if outcome["status"] == RunStatus.COMPLETED.value:
+        try:
+            output = _build_output(role, state).model_dump(mode="json")
+        except Exception as exc:  # noqa: BLE001 - a failing synthesis ends the run typed
+            outcome = {"status": RunStatus.HALTED.value,
+                       "reason": f"could not build {role.output.__name__}: {exc}"}
+    status = {
+        RunStatus.COMPLETED.value: ResultStatus.OK,
+        RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
+    }.get(outcome["status"], ResultStatus.FAILED)
+    started = state.get("started") or time.time()
+    usage = usage.model_copy(update={"latency_s": time.time() - started})
+    escalation = outcome.get("escalation")
+    result = ResultMessage(
+        task_id=task.get("task_id", new_id()), agent=role.name, status=status, output=output,
+        confidence=min((c.confidence for c in children if c.status is ResultStatus.OK), default=1.0),
+        evidence=[c.summary for c in children if c.summary][:20],
+        usage=usage, degraded=any(c.degraded for c in children),
+        summary=_summary(role, outcome, children),
+        error=None if status is not ResultStatus.FAILED else outcome["reason"],
+        escalation=EscalationMessage.model_validate(escalation) if escalation else None,
+    )
+    _trace_role(role, state, result, started)
+    return {"result": result.model_dump(mode="json"), "outcome": outcome}
+
+
+def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
+    board: dict[str, Any] = state["board"]
+    if role.synthesize is None:
+        return role.output.model_validate({f: board[f] for f in role.output.model_fields if f in board})
+    outputs: dict[str, BaseModel] = {}
+    for stage in role.stages:
+        for name, (schema, producer) in produced_fields(stage).items():
+            if name == producer and name in board and isinstance(board[name], dict):
+                outputs[name] = schema.model_validate(board[name])
+    return role.output.model_validate(
+        role.synthesize(Results(role.input.model_validate(board["input"]), outputs, board))
+    )
+
+
+def _summary(role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[ResultMessage[Any]]) -> str:
+    marks = {ResultStatus.OK: "ok", ResultStatus.FAILED: "failed", ResultStatus.ESCALATED: "escalated",
+             ResultStatus.PARTIAL: "partial"}
+    parts = [f"{c.agent} {marks[c.status]}{' (degraded)' if c.degraded else ''}" for c in children]
+    head = f"{role.name} {outcome['status']}"
+    if outcome["status"] != RunStatus.COMPLETED.value:
+        head += f" ({outcome['reason']})"
+    return f"{head}: {', '.join(parts)}"[:400]
+
+
+def _trace_role(role: Lead[Any, Any], state: Mapping[str, Any], result: ResultMessage[Any], started: float) -> None:
+    task = state.get("task") or {}
+    record_span(SpanRecord(
+        span_id=result.task_id, parent_id=task.get("parent_id"), run_id=task.get("run_id") or "unknown",
+        kind=SpanKind.RUN if task.get("parent_id") is None else SpanKind.ROLE, name=role.name,
+        start=started, end=time.time(), input=task.get("payload"), output=result.output,
+        status="ok" if result.status is ResultStatus.OK else "error", error=result.error,
+        attributes={"agent": role.name, "role": role.kind, "status": result.status,
+                    "confidence": result.confidence, "input_tokens": result.usage.input_tokens,
+                    "output_tokens": result.usage.output_tokens, "cost_usd": result.usage.cost_usd},
+    ))
+
+
+__all__ = ["coerce_task", "dispatch", "finish", "gate", "join", "plan"]

@@ -1,0 +1,357 @@
+"""Running one specialist task on its layer: code, model (+ fallback) or human."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import interrupt
+from pydantic import BaseModel, ValidationError
+
+from agentmesh._runtime.context import RunContext, span
+from agentmesh.errors import AgentMeshError, ModelOutputError
+from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage
+from agentmesh.models import model_name
+from agentmesh.pricing import cost_usd
+from agentmesh.specialist import AgentContext, Answer, Specialist
+from agentmesh.tracing._base import SpanKind
+from agentmesh.types import Layer, ResultStatus, RoleKind
+
+HUMAN_REQUEST = "agentmesh.human_input"
+
+
+@dataclass(kw_only=True)
+class _Produced:
+    output: BaseModel
+    served_by: str
+    confidence: float
+    evidence: list[str]
+    summary: str = ""
+    degraded: bool = False
+
+
+def run_specialist(
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    *,
+    model: BaseChatModel | None,
+    ctx: RunContext,
+) -> ResultMessage[Any]:
+    """Do ``task`` with ``spec`` and return a typed result; never raises for run failures."""
+    started = time.perf_counter()
+    usage = _UsageMeter()
+    attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
+    with span(
+        SpanKind.ROLE,
+        spec.name,
+        run_id=task.run_id,
+        span_id=task.task_id,
+        parent_id=task.parent_id,
+        input=task.payload,
+        attributes=attrs,
+    ) as sp:
+        result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
+        result = result.model_copy(
+            update={"usage": usage.total(time.perf_counter() - started), "layer": spec.layer}
+        )
+        sp.output = result.output
+        sp.status = "ok" if result.status is ResultStatus.OK else "error"
+        sp.error = result.error
+        attrs.update(
+            status=result.status,
+            confidence=result.confidence,
+            served_by=result.served_by,
+            degraded=result.degraded,
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cost_usd=result.usage.cost_usd,
+        )
+    return result
+
+
+def _attempt(
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    *,
+    model: BaseChatModel | None,
+    ctx: RunContext,
+    usage: _UsageMeter,
+) -> ResultMessage[Any]:
+    def failed(error: str) -> ResultMessage[Any]:
+        return ResultMessage(
+            task_id=task.task_id, agent=spec.name, status=ResultStatus.FAILED, error=error,
+            summary=f"{spec.name} failed: {error}"[:200],
+        )
+
+    try:
+        payload = spec.input.model_validate(task.payload)
+    except ValidationError as exc:
+        return failed(f"input does not match {spec.input.__name__}: {_short(exc)}")
+    actx = AgentContext(
+        task=task,
+        agent=spec.name,
+        feedback=task.feedback,
+        _call_tool=lambda name, args: _call_tool(spec, name, args, ctx, task, usage),
+    )
+    try:
+        if spec.layer is Layer.CODE:
+            assert spec.fn is not None
+            produced = _from_code(spec.fn, payload, actx, spec.output, served_by="code")
+        elif spec.layer is Layer.HUMAN:
+            produced = _ask_human(spec, task, payload)
+        elif model is None:
+            if spec.fallback is None:
+                return _offline_escalation(spec, task)
+            produced = _from_code(
+                spec.fallback, payload, actx, spec.output,
+                served_by=f"fallback:{_fn_name(spec.fallback)} (offline)",
+            )
+            produced.degraded = True
+            produced.evidence.append(f"offline: no model configured for layer {spec.layer}")
+        else:
+            produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
+    except GraphBubbleUp:
+        raise  # interrupts and other LangGraph control flow must reach the runtime
+    except Exception as exc:  # noqa: BLE001 - a failing agent becomes a typed failed result
+        return failed(f"{type(exc).__name__}: {exc}")
+    return ResultMessage(
+        task_id=task.task_id,
+        agent=spec.name,
+        status=ResultStatus.OK,
+        output=produced.output.model_dump(mode="json"),
+        confidence=produced.confidence,
+        evidence=produced.evidence,
+        summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
+        served_by=produced.served_by,
+        degraded=produced.degraded,
+    )
+
+
+def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> ResultMessage[Any]:
+    reason = f"offline: no model configured for layer '{spec.layer}' and no fallback"
+    return ResultMessage(
+        task_id=task.task_id,
+        agent=spec.name,
+        status=ResultStatus.ESCALATED,
+        summary=f"{spec.name} escalated: {reason}",
+        escalation=EscalationMessage(
+            reason=reason,
+            decision_point=spec.name,
+            context_summary=task.goal,
+            options=[f"configure a model for {spec.layer}", "answer by hand"],
+        ),
+        degraded=True,
+    )
+
+
+def _from_code(
+    fn: Callable[..., Any], payload: BaseModel, actx: AgentContext, output: type[BaseModel],
+    *, served_by: str,
+) -> _Produced:
+    takes_ctx = len(inspect.signature(fn).parameters) > 1
+    value = fn(payload, actx) if takes_ctx else fn(payload)
+    if isinstance(value, Answer):
+        return _Produced(
+            output=output.model_validate(value.value), served_by=served_by,
+            confidence=value.confidence, evidence=list(value.evidence), summary=value.summary,
+        )
+    return _Produced(output=output.model_validate(value), served_by=served_by, confidence=1.0,
+                     evidence=[])
+
+
+def _from_model_or_fallback(
+    spec: Specialist[Any, Any],
+    model: BaseChatModel,
+    payload: BaseModel,
+    task: TaskMessage[Any],
+    actx: AgentContext,
+    ctx: RunContext,
+    usage: _UsageMeter,
+) -> _Produced:
+    try:
+        output = _ask_model(spec, model, payload, task, ctx, usage)
+        return _Produced(output=output, served_by=model_name(model), confidence=spec.confidence,
+                         evidence=[])
+    except GraphBubbleUp:
+        raise
+    except Exception as exc:
+        if spec.fallback is None:
+            raise
+        produced = _from_code(
+            spec.fallback, payload, actx, spec.output,
+            served_by=f"fallback:{_fn_name(spec.fallback)}",
+        )
+        produced.degraded = True
+        produced.evidence.append(f"model failed ({type(exc).__name__}: {_short(exc)})")
+        return produced
+
+
+def _ask_model(
+    spec: Specialist[Any, Any],
+    model: BaseChatModel,
+    payload: BaseModel,
+    task: TaskMessage[Any],
+    ctx: RunContext,
+    usage: _UsageMeter,
+) -> BaseModel:
+    out_name = spec.output.__name__
+    bound: Any = model.bind_tools([spec.output, *spec.allowed_tools.values()], tool_choice="any")
+    messages: list[BaseMessage] = [
+        SystemMessage(
+            f"{spec.prompt}\n\nGive your final answer by calling the tool '{out_name}'.".strip()
+        ),
+        HumanMessage(_task_text(task, payload)),
+    ]
+    invalid = 0
+    for _ in range(spec.max_tool_rounds + spec.max_output_retries):
+        ai = _invoke(bound, messages, model, spec, task, usage)
+        messages.append(ai)
+        final = next((c for c in ai.tool_calls if c["name"] == out_name), None)
+        others = [c for c in ai.tool_calls if c["name"] != out_name]
+        for call in others:
+            messages.append(_tool_reply(spec, call, ctx, task, usage))
+        if final is None and others:
+            continue
+        candidate = final["args"] if final is not None else _json_from(ai.content)
+        try:
+            return spec.output.model_validate(candidate)
+        except ValidationError as exc:
+            invalid += 1
+            error = f"Your answer does not match {out_name}: {_short(exc)}. Call {out_name} again."
+            if invalid > spec.max_output_retries:
+                raise ModelOutputError(
+                    f"{spec.name}: {invalid} answers failed {out_name} validation",
+                    attempts=invalid, last_error=_short(exc), agent=spec.name,
+                ) from exc
+            messages.append(
+                ToolMessage(error, tool_call_id=final["id"] or "")
+                if final is not None else HumanMessage(error)
+            )
+    raise ModelOutputError(
+        f"{spec.name}: no final answer within {spec.max_tool_rounds} tool rounds",
+        attempts=invalid, last_error="tool rounds exhausted", agent=spec.name,
+    )
+
+
+def _invoke(
+    bound: Any, messages: list[BaseMessage], model: BaseChatModel, spec: Specialist[Any, Any],
+    task: TaskMessage[Any], usage: _UsageMeter,
+) -> AIMessage:
+    name = model_name(model)
+    attrs: dict[str, Any] = {"agent": spec.name, "model": name, "layer": spec.layer}
+    with span(SpanKind.MODEL, f"{spec.name}.model", run_id=task.run_id,
+              input=[m.content for m in messages], attributes=attrs) as sp:
+        ai = bound.invoke(messages)
+        if not isinstance(ai, AIMessage):
+            raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
+        meta = ai.usage_metadata
+        tokens_in = meta["input_tokens"] if meta else _estimate(messages)
+        tokens_out = meta["output_tokens"] if meta else _estimate([ai])
+        cost = cost_usd(name, tokens_in, tokens_out)
+        usage.add_call(tokens_in, tokens_out, cost)
+        sp.output = ai.tool_calls or ai.content
+        attrs.update(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
+    return ai
+
+
+def _tool_reply(
+    spec: Specialist[Any, Any], call: Any, ctx: RunContext, task: TaskMessage[Any],
+    usage: _UsageMeter,
+) -> ToolMessage:
+    try:
+        content = _call_tool(spec, call["name"], call["args"], ctx, task, usage)
+        return ToolMessage(json.dumps(content, default=str), tool_call_id=call["id"] or "")
+    except AgentMeshError as exc:
+        return ToolMessage(f"error: {exc}", tool_call_id=call["id"] or "", status="error")
+
+
+def _call_tool(
+    spec: Specialist[Any, Any], name: str, args: dict[str, Any], ctx: RunContext,
+    task: TaskMessage[Any], usage: _UsageMeter,
+) -> Any:
+    usage.tool_calls += 1
+    return ctx.gateway.execute(name, args, agent=spec.name, allowed=spec.allowed_tools,
+                               run_id=task.run_id)
+
+
+def _ask_human(spec: Specialist[Any, Any], task: TaskMessage[Any], payload: BaseModel) -> _Produced:
+    answer = interrupt(
+        {
+            "type": HUMAN_REQUEST,
+            "agent": spec.name,
+            "task_id": task.task_id,
+            "goal": task.goal,
+            "payload": payload.model_dump(mode="json"),
+            "feedback": task.feedback,
+            "output_schema": spec.output.model_json_schema(),
+        }
+    )
+    output = spec.output.model_validate(answer)
+    return _Produced(output=output, served_by="human", confidence=1.0, evidence=["human answer"])
+
+
+class _UsageMeter:
+    def __init__(self) -> None:
+        self.input_tokens = self.output_tokens = self.model_calls = self.tool_calls = 0
+        self.cost = 0.0
+
+    def add_call(self, tokens_in: int, tokens_out: int, cost: float) -> None:
+        self.input_tokens += tokens_in
+        self.output_tokens += tokens_out
+        self.model_calls += 1
+        self.cost += cost
+
+    def total(self, latency_s: float) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
+            model_calls=self.model_calls, tool_calls=self.tool_calls,
+            cost_usd=round(self.cost, 8), latency_s=latency_s,
+        )
+
+
+def _task_text(task: TaskMessage[Any], payload: BaseModel) -> str:
+    parts = [f"Goal: {task.goal}"] if task.goal else []
+    parts.append("Input:\n" + payload.model_dump_json())
+    if task.constraints:
+        parts.append("Constraints:\n" + json.dumps(task.constraints, default=str))
+    if task.feedback:
+        parts.append(f"A previous answer was rejected: {task.feedback}")
+    return "\n\n".join(parts)
+
+
+def _json_from(content: Any) -> Any:
+    text = content if isinstance(content, str) else json.dumps(content)
+    start, end = text.find("{"), text.rfind("}")
+    try:
+        return json.loads(text[start : end + 1]) if start >= 0 else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _estimate(messages: list[BaseMessage]) -> int:
+    # ~4 characters per token: the usual estimate when a provider reports no usage.
+    return max(1, sum(len(str(m.content)) for m in messages) // 4)
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )[:500]
+    return str(exc)[:500]
+
+
+def _describe(output: BaseModel) -> str:
+    text = output.model_dump_json()
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _fn_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)

@@ -1,0 +1,123 @@
+"""Envelopes exchanged on every hop: task, result, escalation and gate decision.
+
+Envelopes are pydantic models because they cross boundaries (between agents,
+into checkpoints, over the LangGraph server). Inside graph state they are kept
+as JSON-mode dicts so any checkpointer can persist them; each node re-validates
+what it reads.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentmesh.types import GateAction, Layer, ResultStatus
+
+__all__ = [
+    "EscalationMessage",
+    "GateDecision",
+    "ResultMessage",
+    "TaskMessage",
+    "Usage",
+    "new_id",
+]
+
+PayloadT = TypeVar("PayloadT")
+OutputT = TypeVar("OutputT")
+
+
+def new_id() -> str:
+    """A short random id for tasks and runs."""
+    return uuid.uuid4().hex[:16]
+
+
+class Usage(BaseModel):
+    """Tokens, calls, cost and time spent on a task (children included)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_calls: int = 0
+    tool_calls: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            model_calls=self.model_calls + other.model_calls,
+            tool_calls=self.tool_calls + other.tool_calls,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            latency_s=self.latency_s + other.latency_s,
+        )
+
+
+class TaskMessage(BaseModel, Generic[PayloadT]):
+    """A unit of delegated work, sent from a parent to one agent."""
+
+    task_id: str = Field(default_factory=new_id)
+    parent_id: str | None = None
+    run_id: str | None = None
+    sender: str
+    recipient: str
+    goal: str = ""
+    payload: PayloadT
+    constraints: dict[str, Any] = Field(default_factory=dict)
+    deadline: datetime | None = None
+    feedback: str | None = Field(
+        default=None, description="Why a previous attempt was rejected (set on retries)."
+    )
+    attempt: int = 1
+
+
+class EscalationMessage(BaseModel):
+    """A decision handed to a human (or a parent) instead of being guessed."""
+
+    reason: str
+    decision_point: str = Field(description="The agent/stage where the decision is needed.")
+    context_summary: str = ""
+    options: list[str] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultMessage(BaseModel, Generic[OutputT]):
+    """What an agent returns for one task: typed output plus how it got there."""
+
+    task_id: str
+    agent: str
+    status: ResultStatus
+    output: OutputT | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    evidence: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    summary: str = ""
+    layer: Layer | None = None
+    served_by: str = Field(
+        default="", description="What produced the output: code, a model name, 'fallback:<fn>'."
+    )
+    degraded: bool = Field(
+        default=False, description="True when a fallback or offline mode produced the output."
+    )
+    error: str | None = None
+    escalation: EscalationMessage | None = None
+
+
+class GateDecision(BaseModel):
+    """One validation gate's verdict on one stage's result."""
+
+    gate: str
+    stage: str
+    action: GateAction
+    reasons: list[str] = Field(default_factory=list)
+    attempt: int = 1
+    task_id: str | None = None

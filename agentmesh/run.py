@@ -1,0 +1,166 @@
+"""Running compiled graphs: typed terminal states, human answers and resumption."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from langgraph.types import Command, Interrupt
+from pydantic import BaseModel
+
+from agentmesh._runtime.context import RunContext, use_context
+from agentmesh._runtime.graph_builder import role_of
+from agentmesh.messages import EscalationMessage, GateDecision, ResultMessage, TaskMessage, Usage, new_id
+from agentmesh.persistence import build_checkpointer
+from agentmesh.settings import Settings
+from agentmesh.tools import ToolGateway
+from agentmesh.tracing import Tracer, build_tracer
+from agentmesh.types import RunStatus
+
+__all__ = ["HumanRequest", "RunResult", "resume", "run"]
+
+OutT = TypeVar("OutT", bound=BaseModel)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HumanRequest:
+    """A pending question for a human, raised by ``interrupt()`` anywhere in the hierarchy."""
+
+    id: str
+    value: Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult(Generic[OutT]):
+    """How a run ended, with its typed output and everything needed to audit it.
+
+    Attributes:
+        status: The terminal state (or ``awaiting_human`` while paused).
+        reason: Why it ended that way.
+        output: The typed output (when completed).
+        result: The top-level result envelope.
+        escalation: What a human must decide (when escalated).
+        human_requests: Pending interrupts (when awaiting a human).
+        gates: Every gate decision of the top-level role.
+        usage: Tokens, calls, cost and latency, children included.
+    """
+
+    run_id: str
+    thread_id: str
+    status: RunStatus
+    reason: str
+    output: OutT | None = None
+    result: ResultMessage[Any] | None = None
+    escalation: EscalationMessage | None = None
+    human_requests: list[HumanRequest] = field(default_factory=list)
+    gates: list[GateDecision] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+
+def run(
+    graph: Any,
+    input: BaseModel | Mapping[str, Any] | None,
+    *,
+    thread_id: str | None = None,
+    goal: str = "",
+    checkpointer: Any = "default",
+    settings: Settings | None = None,
+    tracer: Tracer | None = None,
+    tools: ToolGateway | None = None,
+) -> RunResult[Any]:
+    """Run a compiled agentmesh graph to a terminal state.
+
+    Args:
+        graph: A graph compiled from a ``Meta``, ``Lead`` or ``Specialist``.
+        input: The typed task payload; ``None`` resumes ``thread_id`` from its
+            last checkpoint (after a crash).
+        thread_id: Identifies the run for checkpoints and resumption.
+        goal: Goal text carried in the task envelope.
+        checkpointer: ``"default"`` (from settings: persistent SQLite), a LangGraph
+            checkpointer, or ``None`` to keep the graph's own.
+        settings: Defaults to the environment.
+        tracer: Defaults to Langfuse when configured.
+        tools: The tool gateway; defaults to a fresh one.
+    """
+    thread = thread_id or new_id()
+    if input is None:
+        graph_input: Any = None
+    else:
+        payload = input.model_dump(mode="json") if isinstance(input, BaseModel) else dict(input)
+        role = role_of(graph)
+        task: TaskMessage[Any] = TaskMessage(
+            sender="caller", recipient=getattr(role, "name", "graph"), goal=goal,
+            payload=payload, run_id=thread,
+        )
+        graph_input = {"task": task.model_dump(mode="json")}
+    return _invoke(graph, graph_input, thread, checkpointer, settings, tracer, tools)
+
+
+def resume(
+    graph: Any,
+    thread_id: str,
+    answer: Any = None,
+    *,
+    answers: Mapping[str, Any] | None = None,
+    checkpointer: Any = "default",
+    settings: Settings | None = None,
+    tracer: Tracer | None = None,
+    tools: ToolGateway | None = None,
+) -> RunResult[Any]:
+    """Continue a paused run with a human's ``answer`` (or ``answers`` by request id)."""
+    command = Command(resume=dict(answers) if answers is not None else answer)
+    return _invoke(graph, command, thread_id, checkpointer, settings, tracer, tools)
+
+
+def _invoke(
+    graph: Any, graph_input: Any, thread: str, checkpointer: Any, settings: Settings | None,
+    tracer: Tracer | None, tools: ToolGateway | None,
+) -> RunResult[Any]:
+    settings = settings or Settings.from_env()
+    role = role_of(graph)
+    if checkpointer == "default":
+        checkpointer = build_checkpointer(settings)
+    if checkpointer is not None:
+        graph = graph.copy(update={"checkpointer": checkpointer})
+    ctx = RunContext(
+        settings=settings, tracer=tracer or build_tracer(settings),
+        gateway=tools or ToolGateway(), run_id=thread,
+    )
+    config = {"configurable": {"thread_id": thread}}
+    with use_context(ctx):
+        state = graph.invoke(graph_input, config)
+    return _result(role, thread, state)
+
+
+def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
+    interrupts: list[Interrupt] = list(state.get("__interrupt__", []))
+    gates = [GateDecision.model_validate(g) for g in state.get("gates", [])]
+    raw = state.get("result")
+    result: ResultMessage[Any] | None = ResultMessage.model_validate(raw) if raw else None
+    usage = result.usage if result else Usage()
+    if interrupts:
+        return RunResult(
+            run_id=thread, thread_id=thread, status=RunStatus.AWAITING_HUMAN,
+            reason=f"{len(interrupts)} question(s) for a human",
+            human_requests=[HumanRequest(id=i.id, value=i.value) for i in interrupts],
+            gates=gates, usage=usage,
+        )
+    outcome = state.get("outcome") or _specialist_outcome(result)
+    output = None
+    if result is not None and result.output is not None and role is not None:
+        output = role.output.model_validate(result.output)
+    return RunResult(
+        run_id=thread, thread_id=thread, status=RunStatus(outcome["status"]),
+        reason=outcome["reason"], output=output, result=result,
+        escalation=result.escalation if result else None, gates=gates, usage=usage,
+    )
+
+
+def _specialist_outcome(result: ResultMessage[Any] | None) -> dict[str, Any]:
+    if result is None:
+        return {"status": RunStatus.HALTED.value, "reason": "the graph returned no result"}
+    status = {"ok": RunStatus.COMPLETED, "escalated": RunStatus.ESCALATED}.get(
+        result.status.value, RunStatus.HALTED
+    )
+    return {"status": status.value, "reason": result.error or result.summary}
