@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from agentmesh.cards import AgentCard, CardSet, load_cards
 from agentmesh.errors import (
     AgentMeshError,
     CardError,
@@ -62,6 +63,10 @@ __all__ = [
     "Specialist",
     "Step",
     "specialist",
+    # agent cards
+    "AgentCard",
+    "CardSet",
+    "load_cards",
     # messages and value types
     "Autonomy",
     "EscalationMessage",

@@ -57,7 +57,7 @@ def check(
 
     def wrap(fn: Callable[..., bool | str | None]) -> Check:
         nargs = fn.__code__.co_argcount
-        call: CheckFn = (lambda o, b: fn(o, b)) if nargs > 1 else (lambda o, b: fn(o))
+        call: CheckFn = (fn) if nargs > 1 else (lambda o, b: fn(o))
         return Check(name=name or fn.__name__, fn=call, on_fail=GateAction(on_fail))
 
     return wrap
@@ -124,7 +124,9 @@ def fresh(
         else:
             return f"{field_name} is not a date"
         age = now() - stamp
-        return f"{field_name} is {age.days} days old (max {max_age.days})" if age > max_age else None
+        return (
+            f"{field_name} is {age.days} days old (max {max_age.days})" if age > max_age else None
+        )
 
     return Check(name=f"fresh({field_name})", fn=fn, on_fail=GateAction(on_fail))
 
@@ -180,7 +182,9 @@ class Gate:
             try:
                 typed = schema.model_validate(result.output)
             except ValidationError as exc:
-                failures.append((GateAction.RETRY, f"output is not a valid {schema.__name__}: {exc}"))
+                failures.append(
+                    (GateAction.RETRY, f"output is not a valid {schema.__name__}: {exc}")
+                )
             if typed is not None:
                 if result.confidence < self.min_confidence:
                     failures.append(
@@ -205,12 +209,14 @@ class Gate:
         )
         return decision, typed if action is GateAction.PASS else None
 
-    def _run_checks(self, typed: BaseModel, board: Mapping[str, Any]) -> list[tuple[GateAction, str]]:
+    def _run_checks(
+        self, typed: BaseModel, board: Mapping[str, Any]
+    ) -> list[tuple[GateAction, str]]:
         failed: list[tuple[GateAction, str]] = []
         for c in self.checks:
             try:
                 reason = c.run(typed, board)
-            except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
+            except Exception as exc:
                 reason = f"{c.name} raised {type(exc).__name__}: {exc}"
             if reason is not None:
                 failed.append((c.on_fail, reason))

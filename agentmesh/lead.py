@@ -13,6 +13,8 @@ from agentmesh.messages import TaskMessage
 from agentmesh.types import RoleKind
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from langgraph.graph.state import CompiledStateGraph
 
     from agentmesh.gates import Gate
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from agentmesh.specialist import Specialist
     from agentmesh.stages import Parallel, Results, Step
 
-    Stage = Specialist[Any, Any] | Lead[Any, Any] | Parallel | Step
+    Stage: TypeAlias = "Specialist[Any, Any] | Lead[Any, Any] | Parallel | Step"
 
 __all__ = ["Lead", "Meta", "Planner"]
 

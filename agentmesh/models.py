@@ -9,20 +9,24 @@ deterministic fallbacks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 
 from agentmesh.errors import ModelConfigError
-from agentmesh.settings import Settings
 from agentmesh.types import Layer
+
+if TYPE_CHECKING:
+    from agentmesh.settings import Settings
 
 __all__ = ["ModelRef", "model_name", "resolve_model"]
 
 ModelRef = str | BaseChatModel
 
 
-def resolve_model(ref: ModelRef | None, *, layer: Layer, settings: Settings) -> BaseChatModel | None:
+def resolve_model(
+    ref: ModelRef | None, *, layer: Layer, settings: Settings
+) -> BaseChatModel | None:
     """The chat model for a specialist, or ``None`` when its layer is offline.
 
     Raises:
@@ -53,12 +57,13 @@ def _init_model(ref: str, settings: Settings) -> BaseChatModel:
     try:
         from langchain.chat_models import init_chat_model
 
-        return init_chat_model(ref, **kwargs)
+        model: BaseChatModel = init_chat_model(ref, **kwargs)
+        return model
     except ImportError as exc:
         raise ModelConfigError(
             f"model reference {ref!r}: the provider package is not installed ({exc})"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - providers raise many types for bad config
+    except Exception as exc:
         raise ModelConfigError(f"model reference {ref!r}: {exc}") from exc
 
 

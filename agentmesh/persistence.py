@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agentmesh.errors import ConfigError, MissingExtraError
-from agentmesh.settings import Settings
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
+    from agentmesh.settings import Settings
 
 __all__ = ["build_checkpointer"]
 
@@ -59,7 +62,9 @@ def _postgres(url: str) -> BaseCheckpointSaver[Any]:
         from psycopg import Connection
         from psycopg.rows import dict_row
     except ImportError as exc:
-        raise MissingExtraError("PostgreSQL checkpoints", "postgres", "langgraph-checkpoint-postgres") from exc
+        raise MissingExtraError(
+            "PostgreSQL checkpoints", "postgres", "langgraph-checkpoint-postgres"
+        ) from exc
     conn = Connection.connect(url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
     saver = PostgresSaver(conn)
     saver.setup()

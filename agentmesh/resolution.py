@@ -73,7 +73,10 @@ AgentRunner = Callable[["Specialist[Any, Any]", BaseModel], "ResultMessage[Any]"
 class Resolver(Protocol):
     """Turns peers' outputs into one output or an escalation."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """Shown in traces and rationales."""
+        ...
 
     def resolve(
         self, peers: Sequence[PeerOutcome], schema: type[BaseModel], run_agent: AgentRunner
@@ -103,7 +106,10 @@ def _key(value: Any) -> str:
 
 def _escalate(peers: Sequence[PeerOutcome], why: str, strategy: str) -> Resolution:
     return Resolution(
-        output=None, rationale=why, strategy=strategy, disagreements=disagreements(peers),
+        output=None,
+        rationale=why,
+        strategy=strategy,
+        disagreements=disagreements(peers),
         confidence=0.0,
     )
 
@@ -116,12 +122,16 @@ def _trivial(peers: Sequence[PeerOutcome], strategy: str) -> Resolution | None:
     if len(answered) == 1:
         only = answered[0]
         return Resolution(
-            output=only.output, strategy=strategy, confidence=only.confidence * 0.8,
+            output=only.output,
+            strategy=strategy,
+            confidence=only.confidence * 0.8,
             rationale=f"only {only.agent} answered",
         )
     if not disagreements(answered):
         return Resolution(
-            output=answered[0].output, strategy=strategy, rationale="peers agree",
+            output=answered[0].output,
+            strategy=strategy,
+            rationale="peers agree",
             confidence=min(p.confidence for p in answered),
         )
     return None
@@ -177,7 +187,9 @@ class Vote:
         for name, values in split.items():
             tally: dict[str, float] = {}
             for p in answered:
-                tally[_key(values[p.agent])] = tally.get(_key(values[p.agent]), 0.0) + self.weight(p)
+                tally[_key(values[p.agent])] = tally.get(_key(values[p.agent]), 0.0) + self.weight(
+                    p
+                )
             ranked = sorted(tally.items(), key=lambda kv: kv[1], reverse=True)
             if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
                 return self._fall_back(peers, schema, run_agent, f"tie on {name}")
@@ -190,18 +202,26 @@ class Vote:
         total = sum(self.weight(p) for p in answered)
         agree = sum(self.weight(p) for p in answered if p.output == output)
         return Resolution(
-            output=output, strategy=self.name, disagreements=split,
-            rationale="; ".join(notes), confidence=round(agree / total if total else 0.0, 3),
+            output=output,
+            strategy=self.name,
+            disagreements=split,
+            rationale="; ".join(notes),
+            confidence=round(agree / total if total else 0.0, 3),
         )
 
     def _fall_back(
-        self, peers: Sequence[PeerOutcome], schema: type[BaseModel], run_agent: AgentRunner,
+        self,
+        peers: Sequence[PeerOutcome],
+        schema: type[BaseModel],
+        run_agent: AgentRunner,
         why: str,
     ) -> Resolution:
         res = self.fallback.resolve(peers, schema, run_agent)
         return Resolution(
-            output=res.output, strategy=f"{self.name}->{res.strategy}",
-            disagreements=res.disagreements, rationale=f"{why}; {res.rationale}",
+            output=res.output,
+            strategy=f"{self.name}->{res.strategy}",
+            disagreements=res.disagreements,
+            rationale=f"{why}; {res.rationale}",
             confidence=res.confidence,
         )
 
@@ -234,8 +254,11 @@ class Priority:
             if agent in by_name:
                 winner = by_name[agent]
                 return Resolution(
-                    output=winner.output, strategy=self.name, disagreements=disagreements(peers),
-                    rationale=f"{agent} has priority", confidence=winner.confidence,
+                    output=winner.output,
+                    strategy=self.name,
+                    disagreements=disagreements(peers),
+                    rationale=f"{agent} has priority",
+                    confidence=winner.confidence,
                 )
         return self.fallback.resolve(peers, schema, run_agent)
 
@@ -270,12 +293,17 @@ class Reconcile:
         if result.output is None:
             res = self.fallback.resolve(peers, schema, run_agent)
             return Resolution(
-                output=res.output, strategy=f"{self.name}->{res.strategy}", disagreements=split,
+                output=res.output,
+                strategy=f"{self.name}->{res.strategy}",
+                disagreements=split,
                 rationale=f"reconciler failed ({result.error}); {res.rationale}",
                 confidence=res.confidence,
             )
         rationale = "; ".join([result.summary, *result.evidence]).strip("; ")
         return Resolution(
-            output=schema.model_validate(result.output), strategy=self.name, disagreements=split,
-            rationale=rationale or "reconciled", confidence=result.confidence,
+            output=schema.model_validate(result.output),
+            strategy=self.name,
+            disagreements=split,
+            rationale=rationale or "reconciled",
+            confidence=result.confidence,
         )

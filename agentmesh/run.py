@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langgraph.types import Command, Interrupt
 from pydantic import BaseModel
 
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
-from agentmesh.messages import EscalationMessage, GateDecision, ResultMessage, TaskMessage, Usage, new_id
+from agentmesh.messages import (
+    EscalationMessage,
+    GateDecision,
+    ResultMessage,
+    TaskMessage,
+    Usage,
+    new_id,
+)
 from agentmesh.persistence import build_checkpointer
 from agentmesh.settings import Settings
 from agentmesh.tools import ToolGateway
 from agentmesh.tracing import Tracer, build_tracer
 from agentmesh.types import RunStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["HumanRequest", "RunResult", "resume", "run"]
 
@@ -64,6 +73,7 @@ def run(
     *,
     thread_id: str | None = None,
     goal: str = "",
+    constraints: Mapping[str, Any] | None = None,
     checkpointer: Any = "default",
     settings: Settings | None = None,
     tracer: Tracer | None = None,
@@ -77,6 +87,7 @@ def run(
             last checkpoint (after a crash).
         thread_id: Identifies the run for checkpoints and resumption.
         goal: Goal text carried in the task envelope.
+        constraints: Constraints carried to every task of the run (for example a batch id).
         checkpointer: ``"default"`` (from settings: persistent SQLite), a LangGraph
             checkpointer, or ``None`` to keep the graph's own.
         settings: Defaults to the environment.
@@ -90,8 +101,12 @@ def run(
         payload = input.model_dump(mode="json") if isinstance(input, BaseModel) else dict(input)
         role = role_of(graph)
         task: TaskMessage[Any] = TaskMessage(
-            sender="caller", recipient=getattr(role, "name", "graph"), goal=goal,
-            payload=payload, run_id=thread,
+            sender="caller",
+            recipient=getattr(role, "name", "graph"),
+            goal=goal,
+            payload=payload,
+            run_id=thread,
+            constraints=dict(constraints or {}),
         )
         graph_input = {"task": task.model_dump(mode="json")}
     return _invoke(graph, graph_input, thread, checkpointer, settings, tracer, tools)
@@ -109,13 +124,18 @@ def resume(
     tools: ToolGateway | None = None,
 ) -> RunResult[Any]:
     """Continue a paused run with a human's ``answer`` (or ``answers`` by request id)."""
-    command = Command(resume=dict(answers) if answers is not None else answer)
+    command: Command[Any] = Command(resume=dict(answers) if answers is not None else answer)
     return _invoke(graph, command, thread_id, checkpointer, settings, tracer, tools)
 
 
 def _invoke(
-    graph: Any, graph_input: Any, thread: str, checkpointer: Any, settings: Settings | None,
-    tracer: Tracer | None, tools: ToolGateway | None,
+    graph: Any,
+    graph_input: Any,
+    thread: str,
+    checkpointer: Any,
+    settings: Settings | None,
+    tracer: Tracer | None,
+    tools: ToolGateway | None,
 ) -> RunResult[Any]:
     settings = settings or Settings.from_env()
     role = role_of(graph)
@@ -124,8 +144,10 @@ def _invoke(
     if checkpointer is not None:
         graph = graph.copy(update={"checkpointer": checkpointer})
     ctx = RunContext(
-        settings=settings, tracer=tracer or build_tracer(settings),
-        gateway=tools or ToolGateway(), run_id=thread,
+        settings=settings,
+        tracer=tracer or build_tracer(settings),
+        gateway=tools or ToolGateway(),
+        run_id=thread,
     )
     config = {"configurable": {"thread_id": thread}}
     with use_context(ctx):
@@ -141,19 +163,28 @@ def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
     usage = result.usage if result else Usage()
     if interrupts:
         return RunResult(
-            run_id=thread, thread_id=thread, status=RunStatus.AWAITING_HUMAN,
+            run_id=thread,
+            thread_id=thread,
+            status=RunStatus.AWAITING_HUMAN,
             reason=f"{len(interrupts)} question(s) for a human",
             human_requests=[HumanRequest(id=i.id, value=i.value) for i in interrupts],
-            gates=gates, usage=usage,
+            gates=gates,
+            usage=usage,
         )
     outcome = state.get("outcome") or _specialist_outcome(result)
     output = None
     if result is not None and result.output is not None and role is not None:
         output = role.output.model_validate(result.output)
     return RunResult(
-        run_id=thread, thread_id=thread, status=RunStatus(outcome["status"]),
-        reason=outcome["reason"], output=output, result=result,
-        escalation=result.escalation if result else None, gates=gates, usage=usage,
+        run_id=thread,
+        thread_id=thread,
+        status=RunStatus(outcome["status"]),
+        reason=outcome["reason"],
+        output=output,
+        result=result,
+        escalation=result.escalation if result else None,
+        gates=gates,
+        usage=usage,
     )
 
 

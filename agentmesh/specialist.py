@@ -7,19 +7,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.tools import BaseTool
 from pydantic import BaseModel
 
 from agentmesh.errors import ConfigError
-from agentmesh.messages import TaskMessage
 from agentmesh.tools import ToolLike, to_tool
-from agentmesh.types import Autonomy, Layer, RoleKind
+from agentmesh.types import Autonomy, Layer, LayerName, RoleKind
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.tools import BaseTool
     from langgraph.graph.state import CompiledStateGraph
 
     from agentmesh.gates import Gate
+    from agentmesh.messages import TaskMessage
     from agentmesh.settings import Settings
 
 __all__ = ["AgentContext", "Answer", "Specialist", "specialist"]
@@ -91,7 +91,7 @@ class Specialist(Generic[InT, OutT]):
     name: str
     input: type[InT]
     output: type[OutT]
-    layer: Layer = Layer.CODE
+    layer: Layer | LayerName = Layer.CODE
     fn: CodeFn | None = None
     prompt: str = ""
     model: str | BaseChatModel | None = None
@@ -114,7 +114,9 @@ class Specialist(Generic[InT, OutT]):
         for attr in ("input", "output"):
             schema = getattr(self, attr)
             if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-                raise ConfigError(f"{where}: '{attr}' must be a pydantic model class, got {schema!r}")
+                raise ConfigError(
+                    f"{where}: '{attr}' must be a pydantic model class, got {schema!r}"
+                )
         if self.layer is Layer.CODE and self.fn is None:
             raise ConfigError(f"{where}: layer 'code' needs fn=")
         if self.layer is not Layer.CODE and self.fn is not None:
@@ -123,6 +125,11 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}
         object.__setattr__(self, "_tools", tools)
+
+    @property
+    def execution_layer(self) -> Layer:
+        """The layer as the enum (``layer`` also accepts its string name)."""
+        return Layer(self.layer)
 
     @property
     def allowed_tools(self) -> dict[str, BaseTool]:
@@ -141,7 +148,7 @@ class Specialist(Generic[InT, OutT]):
 def specialist(
     *,
     name: str | None = None,
-    layer: Layer | str = Layer.CODE,
+    layer: Layer | LayerName = Layer.CODE,
     gate: Gate | None = None,
     tools: Sequence[ToolLike] = (),
     description: str = "",

@@ -6,17 +6,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 from agentmesh.errors import ConfigError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from pydantic import BaseModel
+
     from agentmesh.gates import Gate
     from agentmesh.lead import Lead
     from agentmesh.resolution import Resolver
     from agentmesh.specialist import Specialist
 
-    Agent = Specialist[Any, Any] | Lead[Any, Any]
+    Agent: TypeAlias = Specialist[Any, Any] | Lead[Any, Any]
 
 __all__ = ["Parallel", "Results", "Step"]
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-__all__ = ["Autonomy", "GateAction", "Layer", "ResultStatus", "RoleKind", "RunStatus"]
+__all__ = [
+    "Autonomy",
+    "GateAction",
+    "Layer",
+    "LayerName",
+    "ResultStatus",
+    "RoleKind",
+    "RunStatus",
+]
+
+LayerName = Literal["code", "small_model", "frontier_model", "human"]
 
 
 class Layer(StrEnum):

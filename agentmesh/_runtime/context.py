@@ -8,7 +8,6 @@ LangGraph runs the two in different nodes, threads or processes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from agentmesh.settings import Settings
 from agentmesh.tracing._base import NullTracer, SpanKind, SpanRecord, Tracer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from agentmesh.tools import ToolGateway
 
 
@@ -49,7 +50,9 @@ def default_context() -> RunContext:
         from agentmesh.tracing import build_tracer
 
         settings = Settings.from_env()
-        _default = RunContext(settings=settings, tracer=build_tracer(settings), gateway=ToolGateway())
+        _default = RunContext(
+            settings=settings, tracer=build_tracer(settings), gateway=ToolGateway()
+        )
     return _default
 
 
@@ -137,5 +140,5 @@ def record_span(record: SpanRecord) -> None:
         return
     try:
         tracer.record(record)
-    except Exception:  # noqa: BLE001 - a broken tracer must not break the run
+    except Exception:
         return

@@ -6,6 +6,7 @@ model call. Each returns a LangGraph state update.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -64,7 +65,10 @@ def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[st
         try:
             payload = role.input.model_validate(task.payload)
         except ValidationError as exc:
-            return {**update, **_end(RunStatus.HALTED, f"input is not a valid {role.input.__name__}: {exc}")}
+            return {
+                **update,
+                **_end(RunStatus.HALTED, f"input is not a valid {role.input.__name__}: {exc}"),
+            }
         fields = payload.model_dump(mode="json")
         update["board"] = {**fields, "input": fields}
     replan_reason = state.get("feedback", {}).get("__plan__")
@@ -72,7 +76,9 @@ def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[st
     chosen = list(role.planner(task, replan_reason)) if role.planner else names
     unknown = [n for n in chosen if n not in names]
     if unknown or not chosen:
-        reason = f"plan names unknown stages {unknown} (known: {names})" if unknown else "empty plan"
+        reason = (
+            f"plan names unknown stages {unknown} (known: {names})" if unknown else "empty plan"
+        )
         return {**update, **_end(RunStatus.ESCALATED, reason, decision_point=f"{role.name}/plan")}
     view = {**state, **update, "plan": chosen, "cursor": 0}
     return {**update, "plan": chosen, "cursor": 0, **dispatch(role, view)}
@@ -108,8 +114,11 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     name = plan_names[cursor]
     steps_taken = state.get("steps", 0) + 1
     if steps_taken > role.max_steps:
-        return _end(RunStatus.ESCALATED, f"step cap: {role.name} reached max_steps={role.max_steps}",
-                    decision_point=f"{role.name}/{name}")
+        return _end(
+            RunStatus.ESCALATED,
+            f"step cap: {role.name} reached max_steps={role.max_steps}",
+            decision_point=f"{role.name}/{name}",
+        )
     parent: TaskMessage[Any] = TaskMessage.model_validate(state["task"])
     feedback = state.get("feedback", {}).get(name)
     attempts = dict(state.get("attempts", {}))
@@ -123,26 +132,42 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             continue
         payload = _input_for(agent.input, board)
         task: TaskMessage[Any] = TaskMessage(
-            parent_id=parent.task_id, run_id=parent.run_id, sender=role.name, recipient=agent.name,
+            parent_id=parent.task_id,
+            run_id=parent.run_id,
+            sender=role.name,
+            recipient=agent.name,
             goal=(step.goal if step else "") or agent.description or parent.goal,
-            payload=payload, constraints=parent.constraints, deadline=parent.deadline,
-            feedback=feedback, attempt=attempts[name],
+            payload=payload,
+            constraints=parent.constraints,
+            deadline=parent.deadline,
+            feedback=feedback,
+            attempt=attempts[name],
         )
         pending.append({"node": agent.name, "task": task.model_dump(mode="json")})
     fingerprint = _fingerprint(name, pending, feedback, state.get("results", {}).get(name))
     fingerprints = list(state.get("fingerprints", []))
     if fingerprint in fingerprints:
-        return _end(RunStatus.ESCALATED,
-                    f"no-progress loop: stage '{name}' re-issued with an identical state",
-                    decision_point=f"{role.name}/{name}")
+        return _end(
+            RunStatus.ESCALATED,
+            f"no-progress loop: stage '{name}' re-issued with an identical state",
+            decision_point=f"{role.name}/{name}",
+        )
     history = [*state.get("history", []), name]
     pong = _ping_pong(history)
     if pong:
-        return _end(RunStatus.ESCALATED, f"ping-pong loop between '{pong[0]}' and '{pong[1]}'",
-                    decision_point=f"{role.name}/{name}")
+        return _end(
+            RunStatus.ESCALATED,
+            f"ping-pong loop between '{pong[0]}' and '{pong[1]}'",
+            decision_point=f"{role.name}/{name}",
+        )
     return {
-        "cursor": cursor, "next": "dispatch", "pending": pending, "steps": steps_taken,
-        "attempts": attempts, "fingerprints": [*fingerprints, fingerprint], "history": history,
+        "cursor": cursor,
+        "next": "dispatch",
+        "pending": pending,
+        "steps": steps_taken,
+        "attempts": attempts,
+        "fingerprints": [*fingerprints, fingerprint],
+        "history": history,
     }
 
 
@@ -178,7 +203,8 @@ def _end(
     outcome: dict[str, Any] = {"status": status.value, "reason": reason}
     if status is RunStatus.ESCALATED:
         esc = escalation or EscalationMessage(
-            reason=reason, decision_point=decision_point,
+            reason=reason,
+            decision_point=decision_point,
             options=["retry with guidance", "override the result", "reject"],
         )
         outcome["escalation"] = esc.model_dump(mode="json")
@@ -219,10 +245,21 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
         for typed in passed.values():
             board.update(typed.model_dump(mode="json"))
         feedback.pop(name, None)
-        view = {**state, "board": board, "feedback": feedback, "cursor": state["cursor"] + 1,
-                "retry_members": []}
-        return {**update, "board": board, "feedback": feedback, "retry_members": [],
-                **{"cursor": state["cursor"] + 1}, **dispatch(role, view)}
+        view = {
+            **state,
+            "board": board,
+            "feedback": feedback,
+            "cursor": state["cursor"] + 1,
+            "retry_members": [],
+        }
+        return {
+            **update,
+            "board": board,
+            "feedback": feedback,
+            "retry_members": [],
+            **{"cursor": state["cursor"] + 1},
+            **dispatch(role, view),
+        }
     if action is GateAction.RETRY:
         feedback[name] = "; ".join(reasons)
         failing = [d.stage for d in decisions if d.action is not GateAction.PASS]
@@ -231,18 +268,37 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
         return {**update, "feedback": feedback, "retry_members": only, **dispatch(role, view)}
     if action is GateAction.REPLAN:
         if state.get("replans", 0) >= role.max_replans:
-            return {**update, **_end(RunStatus.ESCALATED,
-                                     f"re-plan limit ({role.max_replans}) reached: {'; '.join(reasons)}",
-                                     decision_point=f"{role.name}/{name}")}
+            return {
+                **update,
+                **_end(
+                    RunStatus.ESCALATED,
+                    f"re-plan limit ({role.max_replans}) reached: {'; '.join(reasons)}",
+                    decision_point=f"{role.name}/{name}",
+                ),
+            }
         feedback["__plan__"] = f"stage '{name}' failed its gate: {'; '.join(reasons)}"
-        return {**update, "feedback": feedback, "replans": state.get("replans", 0) + 1,
-                "next": "plan", "pending": []}
+        return {
+            **update,
+            "feedback": feedback,
+            "replans": state.get("replans", 0) + 1,
+            "next": "plan",
+            "pending": [],
+        }
     if action is GateAction.HALT:
-        return {**update, **_end(RunStatus.HALTED, f"gate halted {role.name} at '{name}': {'; '.join(reasons)}")}
+        return {
+            **update,
+            **_end(RunStatus.HALTED, f"gate halted {role.name} at '{name}': {'; '.join(reasons)}"),
+        }
     child = _child_escalation(judged, results)
-    return {**update, **_end(RunStatus.ESCALATED, "; ".join(reasons),
-                             decision_point=f"{role.name}/{name}",
-                             escalation=_escalation(role, name, reasons, board, child))}
+    return {
+        **update,
+        **_end(
+            RunStatus.ESCALATED,
+            "; ".join(reasons),
+            decision_point=f"{role.name}/{name}",
+            escalation=_escalation(role, name, reasons, board, child),
+        ),
+    }
 
 
 def _judged(agent: Any, results: Mapping[str, Any]) -> list[tuple[str, type[BaseModel], Any]]:
@@ -262,7 +318,10 @@ def _child_escalation(
 
 
 def _escalation(
-    role: Lead[Any, Any], stage: str, reasons: list[str], board: Mapping[str, Any],
+    role: Lead[Any, Any],
+    stage: str,
+    reasons: list[str],
+    board: Mapping[str, Any],
     child: EscalationMessage | None,
 ) -> EscalationMessage:
     point = f"{role.name}/{child.decision_point}" if child else f"{role.name}/{stage}"
@@ -272,22 +331,35 @@ def _escalation(
         decision_point=point,
         context_summary=(child.context_summary + " | " if child and child.context_summary else "")
         + f"{role.name} stopped at '{stage}'; known so far: {known}",
-        options=(child.options if child and child.options else ["retry with guidance", "override", "reject"]),
+        options=(
+            child.options
+            if child and child.options
+            else ["retry with guidance", "override", "reject"]
+        ),
         data=child.data if child else {},
     )
 
 
-def _trace_gate(decision: GateDecision, result: ResultMessage[Any], state: Mapping[str, Any]) -> None:
+def _trace_gate(
+    decision: GateDecision, result: ResultMessage[Any], state: Mapping[str, Any]
+) -> None:
     task = state.get("task") or {}
-    with span(SpanKind.GATE, decision.gate, run_id=task.get("run_id"), parent_id=task.get("task_id"),
-              input={"stage": decision.stage, "status": result.status},
-              attributes={"gate_action": decision.action, "stage": decision.stage,
-                          "attempt": decision.attempt}) as sp:
+    with span(
+        SpanKind.GATE,
+        decision.gate,
+        run_id=task.get("run_id"),
+        parent_id=task.get("task_id"),
+        input={"stage": decision.stage, "status": result.status},
+        attributes={
+            "gate_action": decision.action,
+            "stage": decision.stage,
+            "attempt": decision.attempt,
+        },
+    ) as sp:
         sp.output = decision.model_dump(mode="json")
-    try:
+    # Outside a graph stream (a node called directly) there is no writer.
+    with contextlib.suppress(RuntimeError):
         get_stream_writer()({"gate": decision.model_dump(mode="json")})
-    except RuntimeError:
-        pass  # not running inside a graph stream (direct node calls in tests)
 
 
 # -- join ---------------------------------------------------------------------------------
@@ -316,28 +388,42 @@ def join(
             except ValidationError:
                 output = None
         peers.append(PeerOutcome(agent=m.name, output=output, confidence=res.confidence))
-    with span(SpanKind.RESOLUTION, f"join_{group.name}", run_id=parent.run_id,
-              parent_id=parent.task_id, input=[p.agent for p in peers],
-              attributes={"strategy": group.resolver.name}) as sp:
+    with span(
+        SpanKind.RESOLUTION,
+        f"join_{group.name}",
+        run_id=parent.run_id,
+        parent_id=parent.task_id,
+        input=[p.agent for p in peers],
+        attributes={"strategy": group.resolver.name},
+    ) as sp:
         resolution = group.resolver.resolve(
             peers, group.output, lambda agent, payload: runner(agent, payload, parent)
         )
-        sp.output = {"rationale": resolution.rationale, "disagreements": dict(resolution.disagreements)}
+        sp.output = {
+            "rationale": resolution.rationale,
+            "disagreements": dict(resolution.disagreements),
+        }
         sp.attributes.update(escalated=resolution.escalated, confidence=resolution.confidence)
     evidence = [f"{resolution.strategy}: {resolution.rationale}"]
     evidence += [f"disagreement on {f}: {v}" for f, v in resolution.disagreements.items()]
-    result = ResultMessage(
-        task_id=new_id(), agent=group.name, usage=usage, evidence=evidence,
+    result: ResultMessage[Any] = ResultMessage(
+        task_id=new_id(),
+        agent=group.name,
+        usage=usage,
+        evidence=evidence,
         confidence=resolution.confidence,
         status=ResultStatus.ESCALATED if resolution.escalated else ResultStatus.OK,
         output=None if resolution.output is None else resolution.output.model_dump(mode="json"),
         summary=f"{group.name}: {resolution.strategy} — {resolution.rationale}"[:240],
         escalation=EscalationMessage(
-            reason=resolution.rationale, decision_point=group.name,
+            reason=resolution.rationale,
+            decision_point=group.name,
             context_summary="; ".join(evidence)[:500],
             options=[p.agent for p in peers if p.output is not None],
             data={"disagreements": dict(resolution.disagreements)},
-        ) if resolution.escalated else None,
+        )
+        if resolution.escalated
+        else None,
     )
     return {"results": {group.name: result.model_dump(mode="json")}}
 
@@ -348,16 +434,22 @@ def join(
 def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     """Build the coordinator's result envelope and its terminal outcome."""
     task = state.get("task") or {}
-    outcome = dict(state.get("outcome") or {"status": RunStatus.COMPLETED.value, "reason": "completed"})
-    children = [ResultMessage.model_validate(r) for r in state.get("results", {}).values()]
+    outcome = dict(
+        state.get("outcome") or {"status": RunStatus.COMPLETED.value, "reason": "completed"}
+    )
+    children: list[ResultMessage[Any]] = [
+        ResultMessage.model_validate(r) for r in state.get("results", {}).values()
+    ]
     usage = sum((Usage.model_validate(u) for u in state.get("spent", [])), Usage())
     output: Any = None
     if outcome["status"] == RunStatus.COMPLETED.value:
         try:
             output = _build_output(role, state).model_dump(mode="json")
-        except Exception as exc:  # noqa: BLE001 - a failing synthesis ends the run typed
-            outcome = {"status": RunStatus.HALTED.value,
-                       "reason": f"could not build {role.output.__name__}: {exc}"}
+        except Exception as exc:
+            outcome = {
+                "status": RunStatus.HALTED.value,
+                "reason": f"could not build {role.output.__name__}: {exc}",
+            }
     status = {
         RunStatus.COMPLETED.value: ResultStatus.OK,
         RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
@@ -365,11 +457,17 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     started = state.get("started") or time.time()
     usage = usage.model_copy(update={"latency_s": time.time() - started})
     escalation = outcome.get("escalation")
-    result = ResultMessage(
-        task_id=task.get("task_id", new_id()), agent=role.name, status=status, output=output,
-        confidence=min((c.confidence for c in children if c.status is ResultStatus.OK), default=1.0),
+    result: ResultMessage[Any] = ResultMessage(
+        task_id=task.get("task_id", new_id()),
+        agent=role.name,
+        status=status,
+        output=output,
+        confidence=min(
+            (c.confidence for c in children if c.status is ResultStatus.OK), default=1.0
+        ),
         evidence=[c.summary for c in children if c.summary][:20],
-        usage=usage, degraded=any(c.degraded for c in children),
+        usage=usage,
+        degraded=any(c.degraded for c in children),
         summary=_summary(role, outcome, children),
         error=None if status is not ResultStatus.FAILED else outcome["reason"],
         escalation=EscalationMessage.model_validate(escalation) if escalation else None,
@@ -380,21 +478,27 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
 
 def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
     board: dict[str, Any] = state["board"]
+    schema: type[BaseModel] = role.output
     if role.synthesize is None:
-        return role.output.model_validate({f: board[f] for f in role.output.model_fields if f in board})
+        return schema.model_validate({f: board[f] for f in schema.model_fields if f in board})
     outputs: dict[str, BaseModel] = {}
     for stage in role.stages:
         for name, (schema, producer) in produced_fields(stage).items():
             if name == producer and name in board and isinstance(board[name], dict):
                 outputs[name] = schema.model_validate(board[name])
-    return role.output.model_validate(
-        role.synthesize(Results(role.input.model_validate(board["input"]), outputs, board))
-    )
+    typed_input: BaseModel = role.input.model_validate(board["input"])
+    return schema.model_validate(role.synthesize(Results(typed_input, outputs, board)))
 
 
-def _summary(role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[ResultMessage[Any]]) -> str:
-    marks = {ResultStatus.OK: "ok", ResultStatus.FAILED: "failed", ResultStatus.ESCALATED: "escalated",
-             ResultStatus.PARTIAL: "partial"}
+def _summary(
+    role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[ResultMessage[Any]]
+) -> str:
+    marks = {
+        ResultStatus.OK: "ok",
+        ResultStatus.FAILED: "failed",
+        ResultStatus.ESCALATED: "escalated",
+        ResultStatus.PARTIAL: "partial",
+    }
     parts = [f"{c.agent} {marks[c.status]}{' (degraded)' if c.degraded else ''}" for c in children]
     head = f"{role.name} {outcome['status']}"
     if outcome["status"] != RunStatus.COMPLETED.value:
@@ -402,17 +506,34 @@ def _summary(role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[Re
     return f"{head}: {', '.join(parts)}"[:400]
 
 
-def _trace_role(role: Lead[Any, Any], state: Mapping[str, Any], result: ResultMessage[Any], started: float) -> None:
+def _trace_role(
+    role: Lead[Any, Any], state: Mapping[str, Any], result: ResultMessage[Any], started: float
+) -> None:
     task = state.get("task") or {}
-    record_span(SpanRecord(
-        span_id=result.task_id, parent_id=task.get("parent_id"), run_id=task.get("run_id") or "unknown",
-        kind=SpanKind.RUN if task.get("parent_id") is None else SpanKind.ROLE, name=role.name,
-        start=started, end=time.time(), input=task.get("payload"), output=result.output,
-        status="ok" if result.status is ResultStatus.OK else "error", error=result.error,
-        attributes={"agent": role.name, "role": role.kind, "status": result.status,
-                    "confidence": result.confidence, "input_tokens": result.usage.input_tokens,
-                    "output_tokens": result.usage.output_tokens, "cost_usd": result.usage.cost_usd},
-    ))
+    record_span(
+        SpanRecord(
+            span_id=result.task_id,
+            parent_id=task.get("parent_id"),
+            run_id=task.get("run_id") or "unknown",
+            kind=SpanKind.RUN if task.get("parent_id") is None else SpanKind.ROLE,
+            name=role.name,
+            start=started,
+            end=time.time(),
+            input=task.get("payload"),
+            output=result.output,
+            status="ok" if result.status is ResultStatus.OK else "error",
+            error=result.error,
+            attributes={
+                "agent": role.name,
+                "role": role.kind,
+                "status": result.status,
+                "confidence": result.confidence,
+                "input_tokens": result.usage.input_tokens,
+                "output_tokens": result.usage.output_tokens,
+                "cost_usd": result.usage.cost_usd,
+            },
+        )
+    )
 
 
 __all__ = ["coerce_task", "dispatch", "finish", "gate", "join", "plan"]

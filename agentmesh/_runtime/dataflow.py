@@ -8,7 +8,6 @@ whole output under the stage's name, become available to later stages.
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
@@ -16,11 +15,13 @@ from pydantic import BaseModel
 from agentmesh.errors import ConfigError, SchemaMismatchError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import TypeAlias
+
     from agentmesh.lead import Lead
     from agentmesh.specialist import Specialist
-    from agentmesh.stages import Parallel
 
-    Agent = Specialist[Any, Any] | Lead[Any, Any]
+    Agent: TypeAlias = Specialist[Any, Any] | Lead[Any, Any]
 
 Available = dict[str, tuple[Any, str]]  # field -> (annotation, producer)
 
@@ -82,7 +83,9 @@ def check_coordinator(role: Lead[Any, Any]) -> None:
     for stage in role.stages:
         for name in _names(stage):
             if name in seen or name == role.name:
-                raise ConfigError(f"{role.kind} '{role.name}': duplicate stage or agent name '{name}'")
+                raise ConfigError(
+                    f"{role.kind} '{role.name}': duplicate stage or agent name '{name}'"
+                )
             seen.add(name)
         for agent in members(stage):
             check_feeds(available, agent.input, consumer=f"{role.name}/{agent.name}")
@@ -144,9 +147,7 @@ def compatible(produced: Any, expected: Any) -> bool:
         if (p_origin or produced) != (e_origin or expected):
             return False
         p_args, e_args = get_args(produced), get_args(expected)
-        return not e_args or (
-            len(p_args) == len(e_args) and all(map(compatible, p_args, e_args))
-        )
+        return not e_args or (len(p_args) == len(e_args) and all(map(compatible, p_args, e_args)))
     if isinstance(produced, type) and isinstance(expected, type):
         if issubclass(produced, expected):
             return True

@@ -14,26 +14,30 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
-from pydantic import BaseModel
 
 from agentmesh._runtime import coordinator_steps as steps
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, stage_name, unwrap
 from agentmesh._runtime.specialist_run import run_specialist
-from agentmesh.lead import Lead
 from agentmesh.messages import ResultMessage, TaskMessage
 from agentmesh.models import resolve_model
 from agentmesh.settings import Settings
 from agentmesh.specialist import Specialist
 from agentmesh.stages import Parallel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.runnables import RunnableConfig
+    from pydantic import BaseModel
+
+    from agentmesh.lead import Lead
 
 Compiled = CompiledStateGraph[Any, Any, Any, Any]
 
@@ -188,14 +192,25 @@ def _result_update(name: str, result: ResultMessage[Any]) -> dict[str, Any]:
 
 
 def _model_for(agent: Specialist[Any, Any], settings: Settings) -> BaseChatModel | None:
-    return resolve_model(agent.model, layer=agent.layer, settings=settings) if agent.layer.uses_model else None
+    return (
+        resolve_model(agent.model, layer=agent.execution_layer, settings=settings)
+        if agent.execution_layer.uses_model
+        else None
+    )
 
 
-def _agent_runner(settings: Settings) -> Callable[[Specialist[Any, Any], BaseModel, TaskMessage[Any]], ResultMessage[Any]]:
-    def run(agent: Specialist[Any, Any], payload: BaseModel, parent: TaskMessage[Any]) -> ResultMessage[Any]:
+def _agent_runner(
+    settings: Settings,
+) -> Callable[[Specialist[Any, Any], BaseModel, TaskMessage[Any]], ResultMessage[Any]]:
+    def run(
+        agent: Specialist[Any, Any], payload: BaseModel, parent: TaskMessage[Any]
+    ) -> ResultMessage[Any]:
         task: TaskMessage[Any] = TaskMessage(
-            sender=parent.recipient, recipient=agent.name, parent_id=parent.task_id,
-            run_id=parent.run_id, goal=f"reconcile peers for {parent.recipient}",
+            sender=parent.recipient,
+            recipient=agent.name,
+            parent_id=parent.task_id,
+            run_id=parent.run_id,
+            goal=f"reconcile peers for {parent.recipient}",
             payload=payload.model_dump(mode="json"),
         )
         return run_specialist(agent, task, model=_model_for(agent, settings), ctx=current_context())

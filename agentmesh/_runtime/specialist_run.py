@@ -5,11 +5,9 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
@@ -23,6 +21,11 @@ from agentmesh.pricing import cost_usd
 from agentmesh.specialist import AgentContext, Answer, Specialist
 from agentmesh.tracing._base import SpanKind
 from agentmesh.types import Layer, ResultStatus, RoleKind
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from langchain_core.language_models import BaseChatModel
 
 HUMAN_REQUEST = "agentmesh.human_input"
 
@@ -86,7 +89,10 @@ def _attempt(
 ) -> ResultMessage[Any]:
     def failed(error: str) -> ResultMessage[Any]:
         return ResultMessage(
-            task_id=task.task_id, agent=spec.name, status=ResultStatus.FAILED, error=error,
+            task_id=task.task_id,
+            agent=spec.name,
+            status=ResultStatus.FAILED,
+            error=error,
             summary=f"{spec.name} failed: {error}"[:200],
         )
 
@@ -110,7 +116,10 @@ def _attempt(
             if spec.fallback is None:
                 return _offline_escalation(spec, task)
             produced = _from_code(
-                spec.fallback, payload, actx, spec.output,
+                spec.fallback,
+                payload,
+                actx,
+                spec.output,
                 served_by=f"fallback:{_fn_name(spec.fallback)} (offline)",
             )
             produced.degraded = True
@@ -119,7 +128,7 @@ def _attempt(
             produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
     except GraphBubbleUp:
         raise  # interrupts and other LangGraph control flow must reach the runtime
-    except Exception as exc:  # noqa: BLE001 - a failing agent becomes a typed failed result
+    except Exception as exc:
         return failed(f"{type(exc).__name__}: {exc}")
     return ResultMessage(
         task_id=task.task_id,
@@ -152,18 +161,26 @@ def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> R
 
 
 def _from_code(
-    fn: Callable[..., Any], payload: BaseModel, actx: AgentContext, output: type[BaseModel],
-    *, served_by: str,
+    fn: Callable[..., Any],
+    payload: BaseModel,
+    actx: AgentContext,
+    output: type[BaseModel],
+    *,
+    served_by: str,
 ) -> _Produced:
     takes_ctx = len(inspect.signature(fn).parameters) > 1
     value = fn(payload, actx) if takes_ctx else fn(payload)
     if isinstance(value, Answer):
         return _Produced(
-            output=output.model_validate(value.value), served_by=served_by,
-            confidence=value.confidence, evidence=list(value.evidence), summary=value.summary,
+            output=output.model_validate(value.value),
+            served_by=served_by,
+            confidence=value.confidence,
+            evidence=list(value.evidence),
+            summary=value.summary,
         )
-    return _Produced(output=output.model_validate(value), served_by=served_by, confidence=1.0,
-                     evidence=[])
+    return _Produced(
+        output=output.model_validate(value), served_by=served_by, confidence=1.0, evidence=[]
+    )
 
 
 def _from_model_or_fallback(
@@ -177,15 +194,19 @@ def _from_model_or_fallback(
 ) -> _Produced:
     try:
         output = _ask_model(spec, model, payload, task, ctx, usage)
-        return _Produced(output=output, served_by=model_name(model), confidence=spec.confidence,
-                         evidence=[])
+        return _Produced(
+            output=output, served_by=model_name(model), confidence=spec.confidence, evidence=[]
+        )
     except GraphBubbleUp:
         raise
     except Exception as exc:
         if spec.fallback is None:
             raise
         produced = _from_code(
-            spec.fallback, payload, actx, spec.output,
+            spec.fallback,
+            payload,
+            actx,
+            spec.output,
             served_by=f"fallback:{_fn_name(spec.fallback)}",
         )
         produced.degraded = True
@@ -220,34 +241,49 @@ def _ask_model(
         if final is None and others:
             continue
         candidate = final["args"] if final is not None else _json_from(ai.content)
+        schema: type[BaseModel] = spec.output
         try:
-            return spec.output.model_validate(candidate)
+            return schema.model_validate(candidate)
         except ValidationError as exc:
             invalid += 1
             error = f"Your answer does not match {out_name}: {_short(exc)}. Call {out_name} again."
             if invalid > spec.max_output_retries:
                 raise ModelOutputError(
                     f"{spec.name}: {invalid} answers failed {out_name} validation",
-                    attempts=invalid, last_error=_short(exc), agent=spec.name,
+                    attempts=invalid,
+                    last_error=_short(exc),
+                    agent=spec.name,
                 ) from exc
             messages.append(
                 ToolMessage(error, tool_call_id=final["id"] or "")
-                if final is not None else HumanMessage(error)
+                if final is not None
+                else HumanMessage(error)
             )
     raise ModelOutputError(
         f"{spec.name}: no final answer within {spec.max_tool_rounds} tool rounds",
-        attempts=invalid, last_error="tool rounds exhausted", agent=spec.name,
+        attempts=invalid,
+        last_error="tool rounds exhausted",
+        agent=spec.name,
     )
 
 
 def _invoke(
-    bound: Any, messages: list[BaseMessage], model: BaseChatModel, spec: Specialist[Any, Any],
-    task: TaskMessage[Any], usage: _UsageMeter,
+    bound: Any,
+    messages: list[BaseMessage],
+    model: BaseChatModel,
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    usage: _UsageMeter,
 ) -> AIMessage:
     name = model_name(model)
     attrs: dict[str, Any] = {"agent": spec.name, "model": name, "layer": spec.layer}
-    with span(SpanKind.MODEL, f"{spec.name}.model", run_id=task.run_id,
-              input=[m.content for m in messages], attributes=attrs) as sp:
+    with span(
+        SpanKind.MODEL,
+        f"{spec.name}.model",
+        run_id=task.run_id,
+        input=[m.content for m in messages],
+        attributes=attrs,
+    ) as sp:
         ai = bound.invoke(messages)
         if not isinstance(ai, AIMessage):
             raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
@@ -262,7 +298,10 @@ def _invoke(
 
 
 def _tool_reply(
-    spec: Specialist[Any, Any], call: Any, ctx: RunContext, task: TaskMessage[Any],
+    spec: Specialist[Any, Any],
+    call: Any,
+    ctx: RunContext,
+    task: TaskMessage[Any],
     usage: _UsageMeter,
 ) -> ToolMessage:
     try:
@@ -273,12 +312,17 @@ def _tool_reply(
 
 
 def _call_tool(
-    spec: Specialist[Any, Any], name: str, args: dict[str, Any], ctx: RunContext,
-    task: TaskMessage[Any], usage: _UsageMeter,
+    spec: Specialist[Any, Any],
+    name: str,
+    args: dict[str, Any],
+    ctx: RunContext,
+    task: TaskMessage[Any],
+    usage: _UsageMeter,
 ) -> Any:
     usage.tool_calls += 1
-    return ctx.gateway.execute(name, args, agent=spec.name, allowed=spec.allowed_tools,
-                               run_id=task.run_id)
+    return ctx.gateway.execute(
+        name, args, agent=spec.name, allowed=spec.allowed_tools, run_id=task.run_id
+    )
 
 
 def _ask_human(spec: Specialist[Any, Any], task: TaskMessage[Any], payload: BaseModel) -> _Produced:
@@ -310,9 +354,12 @@ class _UsageMeter:
 
     def total(self, latency_s: float) -> Usage:
         return Usage(
-            input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-            model_calls=self.model_calls, tool_calls=self.tool_calls,
-            cost_usd=round(self.cost, 8), latency_s=latency_s,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            model_calls=self.model_calls,
+            tool_calls=self.tool_calls,
+            cost_usd=round(self.cost, 8),
+            latency_s=latency_s,
         )
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentmesh.tracing._base import SpanKind, SpanRecord
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from agentmesh.tracing._base import SpanKind, SpanRecord
 
 __all__ = ["NetworkBlockedError", "RecordingTracer", "block_network"]
 
@@ -73,8 +75,8 @@ def block_network() -> Iterator[None]:
             raise NetworkBlockedError(f"test tried to reach {address!r}: only 127.0.0.1 is allowed")
         return original_ex(self, address)
 
-    socket.socket.connect = guarded  # type: ignore[method-assign]
-    socket.socket.connect_ex = guarded_ex  # type: ignore[method-assign]
+    socket.socket.connect = guarded  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = guarded_ex  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:

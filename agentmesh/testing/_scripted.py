@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from langchain_core.callbacks import CallbackManagerForLLMRun
+    from langchain_core.runnables import Runnable
+    from langchain_core.tools import BaseTool
 
 __all__ = ["ScriptExhaustedError", "ScriptedChatModel", "tool_call"]
 
@@ -42,7 +44,7 @@ class ScriptedChatModel(BaseChatModel):
         tokens_per_answer: Output tokens reported per answer (``None``: estimate).
     """
 
-    script: list[Any] = []
+    script: list[Any] = Field(default_factory=list)
     respond: Responder | None = None
     price_as: str = "gpt-4o-mini"
     tokens_per_answer: int | None = None
@@ -107,9 +109,12 @@ class ScriptedChatModel(BaseChatModel):
             raise entry
         message = _to_message(entry, n)
         tokens_in = max(1, sum(len(str(m.content)) for m in messages) // 4)
-        tokens_out = self.tokens_per_answer or max(1, len(str(message.content) + str(message.tool_calls)) // 4)
+        tokens_out = self.tokens_per_answer or max(
+            1, len(str(message.content) + str(message.tool_calls)) // 4
+        )
         message.usage_metadata = {
-            "input_tokens": tokens_in, "output_tokens": tokens_out,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
             "total_tokens": tokens_in + tokens_out,
         }
         with self._lock:

@@ -1,0 +1,188 @@
+"""Typer application: ``run``, ``graph show``, ``bench`` and ``--version``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agentmesh import __version__
+from agentmesh.batch import BatchSummary, read_items, run_batch
+from agentmesh.errors import AgentMeshError
+from agentmesh.render import to_mermaid
+from agentmesh.settings import Settings
+from agentmesh.workspace import load_workflow
+
+app = typer.Typer(
+    name="agentmesh",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Run, inspect and benchmark agentmesh workflows.",
+)
+graph_app = typer.Typer(no_args_is_help=True, help="Inspect a workflow's hierarchy.")
+app.add_typer(graph_app, name="graph")
+err = Console(stderr=True)
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"agentmesh {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """agentmesh: production multi-agent workflows on LangGraph."""
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command("run")
+def run_cmd(
+    workflow: Annotated[Path, typer.Argument(help="Workflow module, e.g. graphs/invoices.py.")],
+    input: Annotated[
+        Path | None, typer.Option("--input", help="JSONL items (default: the workflow's sample).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="JSONL results; re-run to resume.")
+    ] = None,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
+) -> None:
+    """Process a batch: one result line per item, written as soon as it finishes."""
+    try:
+        wf = load_workflow(workflow)
+        source = input or wf.sample
+        if source is None:
+            raise _fail(f"{workflow} declares no SAMPLE; pass --input FILE.jsonl", 2)
+        if not source.is_file():
+            raise _fail(f"--input {source}: no such file", 2)
+        items = list(read_items(source))
+        target = out or Path(f"{Settings.from_env().data_dir}/runs/{workflow.stem}.jsonl")
+        settings = Settings.from_env()
+        evaluate = getattr(wf.module, "evaluate", None)
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"{wf.role.name}", total=len(items))
+            summary = run_batch(
+                wf.graph,
+                wf.role,
+                items,
+                target,
+                settings=settings,
+                evaluate=evaluate,
+                on_item=lambda _line: bar.advance(task),
+            )
+            bar.update(task, completed=len(items))
+    except AgentMeshError as exc:
+        raise _fail(str(exc)) from exc
+    if json_summary:
+        print(json.dumps({**summary.as_dict(), "out": str(target)}, indent=2))
+    else:
+        _print_summary(summary, target, offline=_offline(settings))
+
+
+def _offline(settings: Settings) -> bool:
+    return settings.small_model is None and settings.frontier_model is None
+
+
+def _print_summary(summary: BatchSummary, target: Path, *, offline: bool) -> None:
+    table = Table(title="Batch summary", show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    figures = summary.as_dict()
+    table.add_row("items", str(summary.items))
+    if summary.skipped:
+        table.add_row("already done (skipped)", str(summary.skipped))
+    for status, count in sorted(summary.statuses.items()):
+        table.add_row(f"  {status}", str(count))
+    table.add_row("escalation rate", f"{summary.escalation_rate:.1%}")
+    for name, acc in sorted(summary.accuracy().items()):
+        table.add_row(f"accuracy: {name}", f"{acc:.1%}")
+    table.add_row("model calls", str(summary.model_calls))
+    table.add_row("tokens in / out", f"{summary.input_tokens:,} / {summary.output_tokens:,}")
+    table.add_row("cost (USD)", f"{summary.cost_usd:.4f}")
+    table.add_row(
+        "latency p50 / p95", f"{figures['latency_p50_s']:.3f}s / {figures['latency_p95_s']:.3f}s"
+    )
+    table.add_row("answered by fallback", f"{summary.degraded} of {summary.items}")
+    out.print(table)
+    if offline:
+        out.print(
+            "[yellow]offline mode:[/yellow] no model configured (AGENTMESH_SMALL_MODEL); "
+            "model-layer agents answered through their deterministic fallbacks."
+        )
+    out.print(f"results: {target}")
+
+
+@graph_app.command("show")
+def graph_show(
+    workflow: Annotated[Path, typer.Argument(help="Workflow module, e.g. graphs/invoices.py.")],
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also render the picture to this PNG file.")
+    ] = None,
+) -> None:
+    """Print the hierarchy as Mermaid (and render it to PNG with --png)."""
+    try:
+        wf = load_workflow(workflow)
+    except AgentMeshError as exc:
+        raise _fail(str(exc)) from exc
+    print(to_mermaid(wf.role), end="")
+    if png is not None:
+        try:
+            from agentmesh.render_png import render_png
+        except ImportError as exc:
+            raise _fail(f"--png needs Pillow: pip install 'agentmesh[png]' ({exc})") from exc
+        render_png(wf.role, png)
+        err.print(f"wrote {png}")
+
+
+@app.command("bench")
+def bench_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    tasks: Annotated[int, typer.Option(min=1, help="Tasks per measurement.")] = 200,
+    repeats: Annotated[int, typer.Option(min=1, help="Measurements (median is reported).")] = 5,
+) -> None:
+    """Measure agentmesh's overhead against raw LangGraph and langgraph-supervisor."""
+    from agentmesh.bench import run_benchmark
+
+    result: dict[str, Any] = run_benchmark(tasks=tasks, repeats=repeats)
+    if json_out:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title="agentmesh bench")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
