@@ -173,7 +173,11 @@ class Gate:
         """Judge one stage result; returns the decision and the typed output if it passed."""
         failures: list[tuple[GateAction, str]] = []
         typed: BaseModel | None = None
-        if result.status is ResultStatus.ESCALATED:
+        if result.status is ResultStatus.HALTED:
+            # A halt below halts everything above: re-running a halted child
+            # would repeat the side effects the halt was meant to stop.
+            failures.append((GateAction.HALT, f"{stage} halted: {result.error}"))
+        elif result.status is ResultStatus.ESCALATED:
             reason = result.escalation.reason if result.escalation else "escalated"
             failures.append((self.on_escalated, f"{stage} escalated: {reason}"))
         elif result.status is ResultStatus.FAILED:

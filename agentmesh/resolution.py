@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field, ValidationError
 
+from agentmesh.messages import Usage
+
 if TYPE_CHECKING:
     from agentmesh.messages import ResultMessage
     from agentmesh.specialist import Specialist
@@ -51,6 +53,7 @@ class Resolution:
     strategy: str
     disagreements: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     confidence: float = 1.0
+    usage: Usage = field(default_factory=Usage)
 
     @property
     def escalated(self) -> bool:
@@ -223,6 +226,7 @@ class Vote:
             disagreements=res.disagreements,
             rationale=f"{why}; {res.rationale}",
             confidence=res.confidence,
+            usage=res.usage,
         )
 
 
@@ -298,6 +302,7 @@ class Reconcile:
                 disagreements=split,
                 rationale=f"reconciler failed ({result.error}); {res.rationale}",
                 confidence=res.confidence,
+                usage=result.usage + res.usage,
             )
         rationale = "; ".join([result.summary, *result.evidence]).strip("; ")
         return Resolution(
@@ -306,4 +311,5 @@ class Reconcile:
             disagreements=split,
             rationale=rationale or "reconciled",
             confidence=result.confidence,
+            usage=result.usage,
         )

@@ -57,6 +57,10 @@ class Answer(Generic[OutT]):
     evidence: Sequence[str] = ()
     summary: str = ""
 
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ValueError(f"Answer confidence must be within 0..1, got {self.confidence}")
+
 
 # A code function takes the typed input (and optionally the context) and
 # returns the typed output, or an Answer around it.
@@ -121,6 +125,8 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: layer 'code' needs fn=")
         if self.layer is not Layer.CODE and self.fn is not None:
             raise ConfigError(f"{where}: fn= is only for layer 'code'; use fallback= for models")
+        if not 0.0 <= self.confidence <= 1.0:
+            raise ConfigError(f"{where}: confidence must be within 0..1, got {self.confidence}")
         if self.max_output_retries < 0 or self.max_tool_rounds < 1:
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}

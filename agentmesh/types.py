@@ -59,6 +59,7 @@ class ResultStatus(StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     ESCALATED = "escalated"
+    HALTED = "halted"
 
 
 class RunStatus(StrEnum):

@@ -409,7 +409,7 @@ def join(
     result: ResultMessage[Any] = ResultMessage(
         task_id=new_id(),
         agent=group.name,
-        usage=usage,
+        usage=usage + resolution.usage,
         evidence=evidence,
         confidence=resolution.confidence,
         status=ResultStatus.ESCALATED if resolution.escalated else ResultStatus.OK,
@@ -425,7 +425,11 @@ def join(
         if resolution.escalated
         else None,
     )
-    return {"results": {group.name: result.model_dump(mode="json")}}
+    # Peers' usage was counted by their own nodes; only the resolver's is new.
+    return {
+        "results": {group.name: result.model_dump(mode="json")},
+        "spent": [resolution.usage.model_dump()],
+    }
 
 
 # -- finish -------------------------------------------------------------------------------
@@ -453,6 +457,7 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     status = {
         RunStatus.COMPLETED.value: ResultStatus.OK,
         RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
+        RunStatus.HALTED.value: ResultStatus.HALTED,
     }.get(outcome["status"], ResultStatus.FAILED)
     started = state.get("started") or time.time()
     usage = usage.model_copy(update={"latency_s": time.time() - started})
@@ -469,7 +474,7 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         usage=usage,
         degraded=any(c.degraded for c in children),
         summary=_summary(role, outcome, children),
-        error=None if status is not ResultStatus.FAILED else outcome["reason"],
+        error=outcome["reason"] if status in (ResultStatus.FAILED, ResultStatus.HALTED) else None,
         escalation=EscalationMessage.model_validate(escalation) if escalation else None,
     )
     _trace_role(role, state, result, started)
@@ -493,13 +498,7 @@ def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
 def _summary(
     role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[ResultMessage[Any]]
 ) -> str:
-    marks = {
-        ResultStatus.OK: "ok",
-        ResultStatus.FAILED: "failed",
-        ResultStatus.ESCALATED: "escalated",
-        ResultStatus.PARTIAL: "partial",
-    }
-    parts = [f"{c.agent} {marks[c.status]}{' (degraded)' if c.degraded else ''}" for c in children]
+    parts = [f"{c.agent} {c.status.value}{' (degraded)' if c.degraded else ''}" for c in children]
     head = f"{role.name} {outcome['status']}"
     if outcome["status"] != RunStatus.COMPLETED.value:
         head += f" ({outcome['reason']})"

@@ -177,7 +177,10 @@ def _stage_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]]
     child = compile_coordinator(agent, settings=settings)
 
     def run_child(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        out = child.invoke({"task": payload["task"]}, config)
+        # The child's own limit (sized from its step cap) must not be replaced by
+        # the parent's, or a deep lead would hit LangGraph's limit before its cap.
+        limit = (child.config or {}).get("recursion_limit", 25)
+        out = child.invoke({"task": payload["task"]}, {**config, "recursion_limit": limit})
         result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
         return _result_update(agent.name, result)
 

@@ -126,21 +126,21 @@ def _attempt(
             produced.evidence.append(f"offline: no model configured for layer {spec.layer}")
         else:
             produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
+        return ResultMessage(
+            task_id=task.task_id,
+            agent=spec.name,
+            status=ResultStatus.OK,
+            output=produced.output.model_dump(mode="json"),
+            confidence=produced.confidence,
+            evidence=produced.evidence,
+            summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
+            served_by=produced.served_by,
+            degraded=produced.degraded,
+        )
     except GraphBubbleUp:
         raise  # interrupts and other LangGraph control flow must reach the runtime
     except Exception as exc:
         return failed(f"{type(exc).__name__}: {exc}")
-    return ResultMessage(
-        task_id=task.task_id,
-        agent=spec.name,
-        status=ResultStatus.OK,
-        output=produced.output.model_dump(mode="json"),
-        confidence=produced.confidence,
-        evidence=produced.evidence,
-        summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
-        served_by=produced.served_by,
-        degraded=produced.degraded,
-    )
 
 
 def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> ResultMessage[Any]:

@@ -2,12 +2,12 @@
 
 Why exit stays bounded: the SDK registers ``atexit`` hooks that flush without a time
 limit (its resource manager's ``shutdown``; the OpenTelemetry provider's ``shutdown``,
-which joins the batch exporter for up to 30 s), and every export against a dead endpoint
+which joins the batch exporter for up to 30 s), and each export to a dead endpoint
 retries until the exporter timeout (5 s by default). So the tracer gives the SDK a
 private provider created with ``shutdown_on_exit=False``, unregisters the SDK's hook,
-and registers its own, which runs first (``atexit`` is LIFO) and does the SDK's flush in
-a daemon thread it stops waiting for after ``flush_timeout_s``. Abandoned daemon threads
-do not hold up interpreter exit, so the exporter timeout never bounds anything of ours.
+and registers its own, which runs first (``atexit`` is LIFO) and runs the SDK's flush in
+a daemon thread that it stops waiting for after ``flush_timeout_s``. Abandoned daemon
+threads do not hold up interpreter exit, so no SDK timeout bounds any wait of ours.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 from agentmesh.errors import ConfigError, MissingExtraError
 from agentmesh.tracing._base import SpanKind, SpanRecord
@@ -38,19 +38,15 @@ _log = logging.getLogger(__name__)
 
 _STOP: Final = object()
 _DEFAULT_BASE_URL: Final = "https://cloud.langfuse.com"
-# Baggage key the SDK uses to say "this trace already has its application root"
-# (langfuse._client.propagation). Children carry it so that only the run's root span is
-# marked as the trace's root, although its parent is never a live span here.
+# The SDK's baggage key for "this trace already has its application root"
+# (langfuse._client.propagation). Children carry it: their parents are never live spans
+# here, and without it the SDK would mark every child as a root of the trace.
 _ROOT_CLAIM_KEY: Final = "langfuse_trace_id"
 
 
 class _NextIds:
-    """The ids the next OpenTelemetry span receives.
-
-    Only the worker thread starts spans on the tracer's private provider, so setting
-    these just before ``start_span`` is race free.
-    """
-
+    # Only the worker thread starts spans on the private provider, so it can set the
+    # ids of the next span just before starting it.
     trace_id: int = 0
     span_id: int = 0
 
@@ -69,31 +65,13 @@ def _preset_id_generator(ids: _NextIds) -> IdGenerator:
 
 
 def _span_id(key: str) -> int:
-    # Same derivation as the SDK's observation ids from a seed: a parent's id is known
-    # from its name alone, so children can be sent before their parent finishes.
+    # Derived like the SDK's seeded observation ids. A parent's id follows from its
+    # record id alone, so children can be sent before their parent has finished.
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") or 1
 
 
 def _ns(epoch_s: float) -> int:
     return round(epoch_s * 1_000_000_000)
-
-
-def _level(span: SpanRecord) -> Literal["ERROR", "WARNING"] | None:
-    if span.error is not None or span.status == "error":
-        return "ERROR"
-    return None if span.status == "ok" else "WARNING"
-
-
-def _metadata(span: SpanRecord) -> dict[str, Any]:
-    return {
-        **span.attributes,
-        "kind": str(span.kind),
-        "status": span.status,
-        "error": span.error,
-        "run_id": span.run_id,
-        "span_id": span.span_id,
-        "parent_id": span.parent_id,
-    }
 
 
 def _number(value: Any) -> float | None:
@@ -103,28 +81,53 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _generation(span: SpanRecord) -> dict[str, Any]:
-    attrs = span.attributes
-    usage = {
-        key: int(n)
-        for key, attr in (("input", "input_tokens"), ("output", "output_tokens"))
-        if (n := _number(attrs.get(attr))) is not None
+def _fields(span: SpanRecord) -> dict[str, Any]:
+    """Keyword arguments for the SDK observation class of ``span``."""
+    failed = span.error is not None or span.status == "error"
+    fields: dict[str, Any] = {
+        "input": span.input,
+        "output": span.output,
+        "metadata": {
+            **span.attributes,
+            "kind": str(span.kind),
+            "status": span.status,
+            "error": span.error,
+            "run_id": span.run_id,
+            "span_id": span.span_id,
+            "parent_id": span.parent_id,
+        },
+        "level": "ERROR" if failed else (None if span.status == "ok" else "WARNING"),
+        "status_message": span.error,
     }
-    if len(usage) == 2:
-        usage["total"] = usage["input"] + usage["output"]
-    cost = _number(attrs.get("cost_usd"))
-    return {
-        "model": None if attrs.get("model") is None else str(attrs["model"]),
-        "usage_details": usage or None,
-        "cost_details": None if cost is None else {"total": cost},
-    }
+    if span.kind is SpanKind.MODEL:
+        attrs = span.attributes
+        usage = {
+            key: int(n)
+            for key, attr in (("input", "input_tokens"), ("output", "output_tokens"))
+            if (n := _number(attrs.get(attr))) is not None
+        }
+        if len(usage) == 2:
+            usage["total"] = usage["input"] + usage["output"]
+        cost = _number(attrs.get("cost_usd"))
+        fields["model"] = None if attrs.get("model") is None else str(attrs["model"])
+        fields["usage_details"] = usage or None
+        fields["cost_details"] = None if cost is None else {"total": cost}
+    return fields
+
+
+def _quietly(*steps: Callable[[], object]) -> None:
+    for step in steps:
+        try:
+            step()
+        except Exception:
+            _log.debug("Langfuse SDK call failed", exc_info=True)
 
 
 def _start_daemon(target: Callable[[], None], name: str) -> threading.Thread | None:
     thread = threading.Thread(target=target, name=name, daemon=True)
     try:
         thread.start()
-    except RuntimeError:  # Python refuses new threads late in interpreter shutdown.
+    except RuntimeError:  # Python may refuse new threads late in interpreter shutdown.
         return None
     return thread
 
@@ -138,8 +141,8 @@ class LangfuseTracer:
     spans. All spans of one ``run_id`` form one trace whose id is derived from it.
 
     Attributes:
-        dropped: Records not handed to the SDK: queue full, tracer shut down, or a
-            record the SDK could not take.
+        dropped: Records never handed to the SDK: the queue was full, the tracer was
+            shut down, or the SDK rejected the record.
     """
 
     def __init__(
@@ -151,13 +154,13 @@ class LangfuseTracer:
         flush_timeout_s: float = 0.5,
         max_queue: int = 10_000,
     ) -> None:
-        """Create the Langfuse client and start the worker.
+        """Create a dedicated Langfuse client and start the worker.
 
         Args:
             public_key: Langfuse public key.
             secret_key: Langfuse secret key.
             base_url: Langfuse server URL.
-            flush_timeout_s: Default wait for ``flush``/``shutdown`` and at process exit.
+            flush_timeout_s: Default wait of ``flush``/``shutdown``, and the wait at exit.
             max_queue: Records held before new ones are dropped.
 
         Raises:
@@ -173,19 +176,19 @@ class LangfuseTracer:
         self.dropped = 0
         self._flush_timeout_s = flush_timeout_s
         self._max_queue = max_queue
+        # Unbounded so control items never block; record() enforces max_queue.
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._flusher: threading.Thread | None = None
         self._ids = _NextIds()
-        # A private provider: no global OpenTelemetry state, and no OTel atexit hook.
         self._provider: TracerProvider = TracerProvider(
             id_generator=_preset_id_generator(self._ids), shutdown_on_exit=False
         )
         # The SDK keeps one resource manager per public key and hands it to every later
-        # client, ignoring base_url and tracer_provider. Construct ours with the registry
-        # slot empty and give the slot back, so this client is dedicated and a tracer
-        # created after this one shut down does not inherit a dead manager.
+        # client, ignoring its base_url and tracer_provider. Building ours while the slot
+        # is empty, then restoring the slot, keeps this client dedicated, and a tracer
+        # created after another one shut down does not inherit a dead manager.
         with LangfuseResourceManager._lock:
             previous = LangfuseResourceManager._instances.pop(public_key, None)
             try:
@@ -213,7 +216,7 @@ class LangfuseTracer:
             settings: Runtime settings with both Langfuse keys set.
 
         Returns:
-            A tracer for the configured Langfuse server (Langfuse Cloud by default).
+            A tracer for the configured server (Langfuse Cloud when no URL is set).
 
         Raises:
             ConfigError: A Langfuse key is missing.
@@ -232,11 +235,12 @@ class LangfuseTracer:
         """Queue one finished span; drop it (counted in ``dropped``) if the queue is full."""
         try:
             if self._closed or self._queue.qsize() >= self._max_queue:
-                self._count_drop()
+                with self._lock:
+                    self.dropped += 1
             else:
                 self._queue.put(span)
         except Exception:
-            _log.debug("dropped a span", exc_info=True)
+            _log.debug("could not queue a span", exc_info=True)
 
     def flush(self, timeout: float | None = None) -> None:
         """Send what is queued, waiting at most ``timeout`` seconds.
@@ -251,10 +255,11 @@ class LangfuseTracer:
         self._queue.put(drained)
         drained.wait(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            # One SDK flush at a time: against a hanging endpoint, repeated flushes
-            # must not pile up blocked threads.
+            # One SDK flush at a time, so flushes against a hanging endpoint do not
+            # pile up blocked threads.
             if self._flusher is None or not self._flusher.is_alive():
-                self._flusher = _start_daemon(self._sdk_flush, "agentmesh-langfuse-flush")
+                flush = self._client.flush
+                self._flusher = _start_daemon(lambda: _quietly(flush), "agentmesh-langfuse-flush")
             flusher = self._flusher
         if flusher is not None:
             flusher.join(max(0.0, deadline - time.monotonic()))
@@ -274,20 +279,15 @@ class LangfuseTracer:
         self._queue.put(_STOP)
         self._worker.join(max(0.0, deadline - time.monotonic()))
         flushed = threading.Event()
+        client, resources = self._client, self._client._resources
 
         def close() -> None:
-            try:
-                self._client.flush()
-            except Exception:
-                _log.debug("Langfuse flush failed", exc_info=True)
+            _quietly(client.flush)
             flushed.set()
-            try:  # Stops the SDK's threads; may take a second, nobody waits for it.
-                self._client.shutdown()
-                self._provider.shutdown()
-                if self._client._resources is not None:
-                    self._client._resources.prompt_cache._task_manager.shutdown()
-            except Exception:
-                _log.debug("Langfuse shutdown failed", exc_info=True)
+            # Stopping the SDK's threads can take a second; nobody waits for it.
+            _quietly(client.shutdown, self._provider.shutdown)
+            if resources is not None:
+                _quietly(resources.prompt_cache._task_manager.shutdown)
 
         if _start_daemon(close, "agentmesh-langfuse-shutdown") is not None:
             flushed.wait(max(0.0, deadline - time.monotonic()))
@@ -298,16 +298,6 @@ class LangfuseTracer:
     def _deadline(self, timeout: float | None) -> float:
         return time.monotonic() + (self._flush_timeout_s if timeout is None else timeout)
 
-    def _count_drop(self) -> None:
-        with self._lock:
-            self.dropped += 1
-
-    def _sdk_flush(self) -> None:
-        try:
-            self._client.flush()
-        except Exception:
-            _log.debug("Langfuse flush failed", exc_info=True)
-
     def _work(self) -> None:
         while (item := self._queue.get()) is not _STOP:
             if isinstance(item, threading.Event):
@@ -316,15 +306,17 @@ class LangfuseTracer:
                 try:
                     self._emit(item)
                 except Exception:
-                    _log.debug("could not convert span %s", item.span_id, exc_info=True)
-                    self._count_drop()
+                    _log.debug("Langfuse rejected span %s", item.span_id, exc_info=True)
+                    with self._lock:
+                        self.dropped += 1
 
     def _emit(self, span: SpanRecord) -> None:
         from langfuse import LangfuseGeneration, LangfuseSpan, LangfuseTool
         from opentelemetry import baggage, context, trace
 
+        fields = _fields(span)
         trace_id = int(self._client.create_trace_id(seed=span.run_id), 16)
-        ctx = context.Context()  # empty: a span without parent_id starts the trace
+        ctx = context.Context()  # empty, so a span without parent_id starts the trace
         if span.parent_id is not None:
             parent = trace.SpanContext(
                 trace_id=trace_id,
@@ -334,25 +326,15 @@ class LangfuseTracer:
             )
             ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent), ctx)
             ctx = baggage.set_baggage(_ROOT_CLAIM_KEY, f"{trace_id:032x}", ctx)
-        fields: dict[str, Any] = {
-            "langfuse_client": self._client,
-            "input": span.input,
-            "output": span.output,
-            "metadata": _metadata(span),
-            "level": _level(span),
-            "status_message": span.error,
-        }
-        observation: type[LangfuseSpan | LangfuseGeneration | LangfuseTool] = LangfuseSpan
-        if span.kind is SpanKind.MODEL:
-            observation = LangfuseGeneration
-            fields.update(_generation(span))
-        elif span.kind is SpanKind.TOOL:
-            observation = LangfuseTool
+        observation: type[LangfuseSpan | LangfuseGeneration | LangfuseTool] = {
+            SpanKind.MODEL: LangfuseGeneration,
+            SpanKind.TOOL: LangfuseTool,
+        }.get(span.kind, LangfuseSpan)
         self._ids.trace_id, self._ids.span_id = trace_id, _span_id(span.span_id)
         otel_span = self._client._otel_tracer.start_span(
             span.name, context=ctx, start_time=_ns(span.start)
         )
         try:
-            observation(otel_span=otel_span, **fields)
+            observation(otel_span=otel_span, langfuse_client=self._client, **fields)
         finally:
             otel_span.end(end_time=_ns(span.end))
