@@ -85,8 +85,9 @@ class ToolGateway:
         tool = allowed.get(name)
         if tool is None:
             self._remember(agent, name, args, started, error="not permitted")
+            permitted = sorted(allowed) or "none"
             raise ToolPermissionError(
-                f"agent '{agent}' may not call tool '{name}' (allowed: {sorted(allowed) or 'none'})",
+                f"agent '{agent}' may not call tool '{name}' (allowed: {permitted})",
                 tool=name,
                 agent=agent,
             )

@@ -39,8 +39,13 @@ def _key(text: str | None) -> str:
 
 @tool
 def ledger_check(
-    batch: str, invoice_id: str, vendor: str, invoice_number: str | None, total: float | None,
-    invoice_date: str | None, total_eur: float | None,
+    batch: str,
+    invoice_id: str,
+    vendor: str,
+    invoice_number: str | None,
+    total: float | None,
+    invoice_date: str | None,
+    total_eur: float | None,
 ) -> str | None:
     """Record an invoice in the batch ledger; return the id of an earlier copy, if any."""
     conn = _db()

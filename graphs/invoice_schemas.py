@@ -8,8 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 Category = Literal[
-    "software", "hardware", "travel", "office_supplies",
-    "consulting", "utilities", "marketing", "logistics",
+    "software",
+    "hardware",
+    "travel",
+    "office_supplies",
+    "consulting",
+    "utilities",
+    "marketing",
+    "logistics",
 ]
 Currency = Literal["EUR", "USD", "GBP", "CHF", "JPY"]
 Decision = Literal["approve", "manager_review", "human_review", "reject"]

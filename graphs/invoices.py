@@ -16,13 +16,13 @@ from graphs import invoice_rules as rules
 from graphs.invoice_ledger import TOOLS
 from graphs.invoice_schemas import (
     ApprovalRequest,
-    CategorizeInput,
     Categorized,
+    CategorizeInput,
     ComplianceVerdict,
+    FinanceInput,
     FraudAssessment,
     FraudReviewInput,
     FraudRuleInput,
-    FinanceInput,
     FraudSignals,
     Invoice,
     InvoiceDoc,
@@ -54,12 +54,18 @@ def extract_by_rules(parsed: ParsedInvoice) -> am.Answer[InvoiceFields]:
 def validate_vendor(inv: VendorCheckInput, ctx: am.AgentContext) -> VendorCheck:
     vendor = rules.match_vendor(inv.vendor_name, inv.text)
     missing = [f for f in REQUIRED if getattr(inv, f) is None]
-    total_eur = rules.to_eur(inv.total, inv.currency) if inv.total is not None and inv.currency else None
+    total_eur = (
+        rules.to_eur(inv.total, inv.currency) if inv.total is not None and inv.currency else None
+    )
     duplicate_of = ctx.call_tool(
-        "ledger_check", batch=str(ctx.task.constraints.get("batch", "default")),
-        invoice_id=inv.id, vendor=vendor["vendor_id"] if vendor else (inv.vendor_name or ""),
-        invoice_number=inv.invoice_number, total=inv.total,
-        invoice_date=inv.invoice_date.isoformat() if inv.invoice_date else None, total_eur=total_eur,
+        "ledger_check",
+        batch=str(ctx.task.constraints.get("batch", "default")),
+        invoice_id=inv.id,
+        vendor=vendor["vendor_id"] if vendor else (inv.vendor_name or ""),
+        invoice_number=inv.invoice_number,
+        total=inv.total,
+        invoice_date=inv.invoice_date.isoformat() if inv.invoice_date else None,
+        total_eur=total_eur,
     )
     return VendorCheck(
         vendor_id=vendor["vendor_id"] if vendor else None,
@@ -81,12 +87,22 @@ def lines_add_up(fields: InvoiceFields) -> str | None:
     return f"line items sum differs from total by {gap:.2f}" if gap > 0.05 else None
 
 
-intake = cards.lead("intake", input=InvoiceDoc, stages=[
-    cards.specialist("parse_invoice", input=InvoiceDoc, fn=parse_invoice),
-    cards.specialist("extract_fields", input=ParsedInvoice, fallback=extract_by_rules,
-                     gate=am.Gate(checks=[lines_add_up, am.in_range("total", min=0)])),
-    cards.specialist("validate_vendor", input=VendorCheckInput, fn=validate_vendor, tools=TOOLS),
-])
+intake = cards.lead(
+    "intake",
+    input=InvoiceDoc,
+    stages=[
+        cards.specialist("parse_invoice", input=InvoiceDoc, fn=parse_invoice),
+        cards.specialist(
+            "extract_fields",
+            input=ParsedInvoice,
+            fallback=extract_by_rules,
+            gate=am.Gate(checks=[lines_add_up, am.in_range("total", min=0)]),
+        ),
+        cards.specialist(
+            "validate_vendor", input=VendorCheckInput, fn=validate_vendor, tools=TOOLS
+        ),
+    ],
+)
 
 
 # -- compliance: two peers joined by a resolution node ---------------------------------------
@@ -95,33 +111,46 @@ intake = cards.lead("intake", input=InvoiceDoc, stages=[
 def policy_check(inv: Invoice) -> am.Answer[ComplianceVerdict]:
     if inv.duplicate_of or inv.vendor_status == "blocked":
         why = f"duplicate of {inv.duplicate_of}" if inv.duplicate_of else "vendor is blocked"
-        return am.Answer(value=ComplianceVerdict(compliance_action="reject", compliance_risk="high"),
-                         confidence=0.95, evidence=[why])
+        return am.Answer(
+            value=ComplianceVerdict(compliance_action="reject", compliance_risk="high"),
+            confidence=0.95,
+            evidence=[why],
+        )
     if inv.vendor_status == "unknown" or inv.iban_matches is False:
-        return am.Answer(value=ComplianceVerdict(compliance_action="review", compliance_risk="high"),
-                         confidence=0.9, evidence=["vendor or bank account not in master data"])
-    return am.Answer(value=ComplianceVerdict(compliance_action="clear", compliance_risk="low"),
-                     confidence=0.9)
+        return am.Answer(
+            value=ComplianceVerdict(compliance_action="review", compliance_risk="high"),
+            confidence=0.9,
+            evidence=["vendor or bank account not in master data"],
+        )
+    return am.Answer(
+        value=ComplianceVerdict(compliance_action="clear", compliance_risk="low"), confidence=0.9
+    )
 
 
 def critic_by_rules(inv: Invoice) -> am.Answer[ComplianceVerdict]:
     verdict = policy_check(inv).value
-    over = inv.total_eur is not None and inv.typical_max_eur is not None and (
-        inv.total_eur > 3 * inv.typical_max_eur
+    over = (
+        inv.total_eur is not None
+        and inv.typical_max_eur is not None
+        and (inv.total_eur > 3 * inv.typical_max_eur)
     )
     if verdict.compliance_action == "clear" and (over or inv.missing_fields):
         verdict = ComplianceVerdict(compliance_action="review", compliance_risk="medium")
     return am.Answer(value=verdict, confidence=0.7, evidence=["rule-based critique"])
 
 
-compliance = cards.lead("compliance", input=Invoice, stages=[
-    am.Parallel(
-        cards.specialist("policy_checker", input=Invoice, fn=policy_check),
-        cards.specialist("risk_critic", input=Invoice, fallback=critic_by_rules),
-        name="compliance_review",
-        resolver=am.ConfidenceWeighted(fallback=am.Priority(order=["policy_checker"])),
-    ),
-])
+compliance = cards.lead(
+    "compliance",
+    input=Invoice,
+    stages=[
+        am.Parallel(
+            cards.specialist("policy_checker", input=Invoice, fn=policy_check),
+            cards.specialist("risk_critic", input=Invoice, fallback=critic_by_rules),
+            name="compliance_review",
+            resolver=am.ConfidenceWeighted(fallback=am.Priority(order=["policy_checker"])),
+        ),
+    ],
+)
 
 
 # -- finance ----------------------------------------------------------------------------------
@@ -143,25 +172,40 @@ def fraud_rules(inv: FraudRuleInput, ctx: am.AgentContext) -> FraudSignals:
     if inv.total_eur and inv.typical_max_eur and inv.total_eur > 3 * inv.typical_max_eur:
         signals.append(f"amount {inv.total_eur:.0f} EUR > 3x usual maximum")
     limit = POLICY["auto_approve_max_eur"]
-    if inv.total_eur and 0.9 * limit <= inv.total_eur < limit and inv.invoice_date and inv.vendor_id:
-        same_day = ctx.call_tool("ledger_same_day", batch=str(ctx.task.constraints.get("batch", "default")),
-                                 invoice_id=inv.id, vendor=inv.vendor_id,
-                                 invoice_date=inv.invoice_date.isoformat())
+    if (
+        inv.total_eur
+        and 0.9 * limit <= inv.total_eur < limit
+        and inv.invoice_date
+        and inv.vendor_id
+    ):
+        same_day = ctx.call_tool(
+            "ledger_same_day",
+            batch=str(ctx.task.constraints.get("batch", "default")),
+            invoice_id=inv.id,
+            vendor=inv.vendor_id,
+            invoice_date=inv.invoice_date.isoformat(),
+        )
         if any(0.9 * limit <= t < limit for t in same_day):
             signals.append("split invoices just under the approval limit")
     return FraudSignals(rule_score=min(1.0, 0.6 * len(signals)), signals=signals)
 
 
 def fraud_by_rules(item: FraudReviewInput) -> am.Answer[FraudAssessment]:
-    return am.Answer(value=FraudAssessment(fraud_risk=item.rule_score,
-                                           fraud_suspected=item.rule_score >= 0.5),
-                     confidence=0.8, evidence=item.signals)
+    return am.Answer(
+        value=FraudAssessment(fraud_risk=item.rule_score, fraud_suspected=item.rule_score >= 0.5),
+        confidence=0.8,
+        evidence=item.signals,
+    )
 
 
 def route_approval(r: RoutingInput) -> Routing:
     if r.duplicate_of or r.compliance_action == "reject":
-        return Routing(decision="reject", reason=f"duplicate of {r.duplicate_of}" if r.duplicate_of
-                       else f"compliance rejects (vendor {r.vendor_status})")
+        return Routing(
+            decision="reject",
+            reason=f"duplicate of {r.duplicate_of}"
+            if r.duplicate_of
+            else f"compliance rejects (vendor {r.vendor_status})",
+        )
     if r.missing_fields:
         return Routing(decision="human_review", reason=f"missing {', '.join(r.missing_fields)}")
     if r.fraud_suspected or r.compliance_action == "review":
@@ -170,7 +214,9 @@ def route_approval(r: RoutingInput) -> Routing:
     if r.total_eur > POLICY["manager_max_eur"]:
         return Routing(decision="human_review", reason=f"{r.total_eur:,.2f} EUR over manager limit")
     if r.total_eur > POLICY["auto_approve_max_eur"]:
-        return Routing(decision="manager_review", reason=f"{r.total_eur:,.2f} EUR over auto-approve limit")
+        return Routing(
+            decision="manager_review", reason=f"{r.total_eur:,.2f} EUR over auto-approve limit"
+        )
     return Routing(decision="approve", reason=f"{r.total_eur:,.2f} EUR within auto-approve limit")
 
 
@@ -178,20 +224,40 @@ def needs_human(fields: Any) -> bool:
     return bool(fields.get("decision") == "human_review")
 
 
-finance = cards.lead("finance", input=FinanceInput, stages=[
-    cards.specialist("categorize", input=CategorizeInput, fallback=categorize_by_rules),
-    cards.specialist("fraud_rules", input=FraudRuleInput, fn=fraud_rules, tools=TOOLS),
-    cards.specialist("fraud_review", input=FraudReviewInput, fallback=fraud_by_rules,
-                     gate=am.Gate(checks=[am.consistent(
-                         lambda a: a.fraud_suspected == (a.fraud_risk >= 0.5),
-                         "fraud_suspected must agree with fraud_risk >= 0.5")])),
-    cards.specialist("route_approval", input=RoutingInput, fn=route_approval),
-    am.Step(agent=cards.specialist("human_approval", input=ApprovalRequest), when=needs_human,
-            goal="approve or reject this invoice"),
-])
+finance = cards.lead(
+    "finance",
+    input=FinanceInput,
+    stages=[
+        cards.specialist("categorize", input=CategorizeInput, fallback=categorize_by_rules),
+        cards.specialist("fraud_rules", input=FraudRuleInput, fn=fraud_rules, tools=TOOLS),
+        cards.specialist(
+            "fraud_review",
+            input=FraudReviewInput,
+            fallback=fraud_by_rules,
+            gate=am.Gate(
+                checks=[
+                    am.consistent(
+                        lambda a: a.fraud_suspected == (a.fraud_risk >= 0.5),
+                        "fraud_suspected must agree with fraud_risk >= 0.5",
+                    )
+                ]
+            ),
+        ),
+        cards.specialist("route_approval", input=RoutingInput, fn=route_approval),
+        am.Step(
+            agent=cards.specialist("human_approval", input=ApprovalRequest),
+            when=needs_human,
+            goal="approve or reject this invoice",
+        ),
+    ],
+)
 
-back_office = cards.meta("back_office", input=InvoiceDoc, stages=[intake, compliance, finance],
-                         goal="decide every incoming invoice correctly and on record")
+back_office = cards.meta(
+    "back_office",
+    input=InvoiceDoc,
+    stages=[intake, compliance, finance],
+    goal="decide every incoming invoice correctly and on record",
+)
 
 graph = back_office.compile()
 

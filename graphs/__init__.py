@@ -1,0 +1,1 @@
+"""Example graphs and the synthetic data sets they run on."""
