@@ -64,7 +64,8 @@ class SchemaMismatchError(ConfigError):
         self.consumer = consumer
         self.problems = problems
         detail = "; ".join(problems)
-        super().__init__(f"{producer} cannot feed {consumer}: {detail}")
+        source = "no earlier stage" if producer == "nothing" else producer
+        super().__init__(f"{source} cannot feed {consumer}: {detail}")
 
 
 class CardError(ConfigError):

@@ -155,7 +155,10 @@ def graph_show(
             from agentmesh.render_png import render_png
         except ImportError as exc:
             raise _fail(f"--png needs Pillow: pip install 'agentmesh[png]' ({exc})") from exc
-        render_png(wf.role, png)
+        try:
+            render_png(wf.role, png)
+        except AgentMeshError as exc:
+            raise _fail(str(exc)) from exc
         err.print(f"wrote {png}")
 
 
