@@ -124,11 +124,11 @@ def run_batch(
 ) -> BatchSummary:
     """Run every item not yet in ``out`` and append its line as soon as it is done."""
     batch = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
+    _mend_tail(out)
     done = _finished(out)
     summary = BatchSummary()
     checkpointer = build_checkpointer(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _drop_torn_tail(out)
     truths = {str(i["id"]): i.get("truth") for i in items}
     for line in done.values():
         summary.add(line, _evaluate(evaluate, line, truths.get(str(line["id"]))))
@@ -204,14 +204,26 @@ def _line(item_id: Any, result: RunResult[Any], latency: float, *, resumed: bool
     return line
 
 
-def _drop_torn_tail(out: Path) -> None:
-    """Cut a last line left half-written by a crash, so appends start on a fresh line."""
+def _mend_tail(out: Path) -> None:
+    """Make the file end on a line break before anything is appended.
+
+    A last line that is whole JSON but lost its newline is kept; one left
+    half-written by a crash is cut, and its item is redone.
+    """
     if not out.exists():
         return
     data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
+    if not data or data.endswith(b"\n"):
+        return
+    start = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[start:])
+    except ValueError:
         with out.open("r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+            fh.truncate(start)
+        return
+    with out.open("ab") as fh:
+        fh.write(b"\n")
 
 
 def _finished(out: Path) -> dict[str, dict[str, Any]]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
+from agentmesh.errors import RunError
 from agentmesh.messages import (
     EscalationMessage,
     GateDecision,
@@ -150,8 +151,12 @@ def _invoke(
         run_id=thread,
     )
     config = {"configurable": {"thread_id": thread}}
+    if graph_input is None and not graph.get_state(config).values:
+        raise RunError(f"thread '{thread}' has no checkpoint to resume", run_id=thread)
     with use_context(ctx):
-        state = graph.invoke(graph_input, config)
+        # "sync" writes each checkpoint before the next step starts, so a hard
+        # crash never loses a finished step (the default "async" can).
+        state = graph.invoke(graph_input, config, durability="sync")
     return _result(role, thread, state)
 
 

@@ -104,7 +104,11 @@ def span(
     attributes: dict[str, Any] | None = None,
 ) -> Iterator[OpenSpan]:
     """Measure the enclosed block and hand the finished span to the run's tracer."""
-    opened = OpenSpan(span_id=span_id or new_id(), attributes=dict(attributes or {}))
+    # The caller's dict is kept (not copied) so it can add attributes it only
+    # knows once the block has run (tokens, cost, status).
+    opened = OpenSpan(
+        span_id=span_id or new_id(), attributes=attributes if attributes is not None else {}
+    )
     parent = parent_id if parent_id is not None else _span_parent.get()
     start = time.time()
     token = _span_parent.set(opened.span_id)

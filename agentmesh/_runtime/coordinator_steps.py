@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from langgraph.config import get_stream_writer
+from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
 from agentmesh._runtime.context import record_span, span
@@ -60,6 +61,11 @@ def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[st
     """Validate the task, make (or remake) the plan and dispatch its first stage."""
     task = coerce_task(role.name, state, config)
     update: dict[str, Any] = {"task": task.model_dump(mode="json")}
+    if state.get("result") is not None:
+        # A new task on a thread whose last run finished starts from scratch;
+        # Overwrite bypasses the accumulating reducers.
+        state = {"task": update["task"]}
+        update.update(_fresh_run())
     if "started" not in state:
         update["started"] = time.time()
         try:
@@ -80,8 +86,26 @@ def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[st
             f"plan names unknown stages {unknown} (known: {names})" if unknown else "empty plan"
         )
         return {**update, **_end(RunStatus.ESCALATED, reason, decision_point=f"{role.name}/plan")}
-    view = {**state, **update, "plan": chosen, "cursor": 0}
+    plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in update.items()}
+    view = {**state, **plain, "plan": chosen, "cursor": 0}
     return {**update, "plan": chosen, "cursor": 0, **dispatch(role, view)}
+
+
+def _fresh_run() -> dict[str, Any]:
+    return {
+        "results": Overwrite({}),
+        "gates": Overwrite([]),
+        "spent": Overwrite([]),
+        "attempts": {},
+        "feedback": {},
+        "replans": 0,
+        "steps": 0,
+        "fingerprints": [],
+        "history": [],
+        "retry_members": [],
+        "outcome": None,
+        "result": None,
+    }
 
 
 def _stage_names(role: Lead[Any, Any]) -> list[str]:

@@ -42,6 +42,7 @@ _DEFAULT_BASE_URL: Final = "https://cloud.langfuse.com"
 # (langfuse._client.propagation). Children carry it: their parents are never live spans
 # here, and without it the SDK would mark every child as a root of the trace.
 _ROOT_CLAIM_KEY: Final = "langfuse_trace_id"
+_RECORD_FIELDS: Final = ("status", "error", "run_id", "span_id", "parent_id")
 
 
 class _NextIds:
@@ -70,10 +71,6 @@ def _span_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") or 1
 
 
-def _ns(epoch_s: float) -> int:
-    return round(epoch_s * 1_000_000_000)
-
-
 def _number(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
@@ -84,28 +81,19 @@ def _number(value: Any) -> float | None:
 def _fields(span: SpanRecord) -> dict[str, Any]:
     """Keyword arguments for the SDK observation class of ``span``."""
     failed = span.error is not None or span.status == "error"
+    metadata = {**span.attributes, "kind": str(span.kind)}
+    metadata.update((name, getattr(span, name)) for name in _RECORD_FIELDS)
     fields: dict[str, Any] = {
         "input": span.input,
         "output": span.output,
-        "metadata": {
-            **span.attributes,
-            "kind": str(span.kind),
-            "status": span.status,
-            "error": span.error,
-            "run_id": span.run_id,
-            "span_id": span.span_id,
-            "parent_id": span.parent_id,
-        },
+        "metadata": metadata,
         "level": "ERROR" if failed else (None if span.status == "ok" else "WARNING"),
         "status_message": span.error,
     }
     if span.kind is SpanKind.MODEL:
         attrs = span.attributes
-        usage = {
-            key: int(n)
-            for key, attr in (("input", "input_tokens"), ("output", "output_tokens"))
-            if (n := _number(attrs.get(attr))) is not None
-        }
+        tokens = {key: _number(attrs.get(f"{key}_tokens")) for key in ("input", "output")}
+        usage = {key: int(n) for key, n in tokens.items() if n is not None}
         if len(usage) == 2:
             usage["total"] = usage["input"] + usage["output"]
         cost = _number(attrs.get("cost_usd"))
@@ -318,12 +306,8 @@ class LangfuseTracer:
         trace_id = int(self._client.create_trace_id(seed=span.run_id), 16)
         ctx = context.Context()  # empty, so a span without parent_id starts the trace
         if span.parent_id is not None:
-            parent = trace.SpanContext(
-                trace_id=trace_id,
-                span_id=_span_id(span.parent_id),
-                is_remote=False,
-                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-            )
+            sampled = trace.TraceFlags(trace.TraceFlags.SAMPLED)
+            parent = trace.SpanContext(trace_id, _span_id(span.parent_id), False, sampled)
             ctx = trace.set_span_in_context(trace.NonRecordingSpan(parent), ctx)
             ctx = baggage.set_baggage(_ROOT_CLAIM_KEY, f"{trace_id:032x}", ctx)
         observation: type[LangfuseSpan | LangfuseGeneration | LangfuseTool] = {
@@ -332,9 +316,9 @@ class LangfuseTracer:
         }.get(span.kind, LangfuseSpan)
         self._ids.trace_id, self._ids.span_id = trace_id, _span_id(span.span_id)
         otel_span = self._client._otel_tracer.start_span(
-            span.name, context=ctx, start_time=_ns(span.start)
+            span.name, context=ctx, start_time=round(span.start * 1e9)
         )
         try:
             observation(otel_span=otel_span, langfuse_client=self._client, **fields)
         finally:
-            otel_span.end(end_time=_ns(span.end))
+            otel_span.end(end_time=round(span.end * 1e9))
