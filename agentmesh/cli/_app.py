@@ -17,7 +17,7 @@ from agentmesh.batch import BatchSummary, read_items, run_batch
 from agentmesh.errors import AgentMeshError
 from agentmesh.render import to_mermaid
 from agentmesh.settings import Settings
-from agentmesh.workspace import load_workflow
+from agentmesh.workspace import Workflow, load_workflow
 
 app = typer.Typer(
     name="agentmesh",
@@ -48,8 +48,17 @@ def _root(
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"agentmesh: error: {message}", highlight=False, markup=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def _load(workflow: Path) -> Workflow:
+    if not workflow.is_file():
+        raise _fail(f"{workflow}: no such workflow file", 2)
+    try:
+        return load_workflow(workflow)
+    except AgentMeshError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command("run")
@@ -66,8 +75,8 @@ def run_cmd(
     ] = False,
 ) -> None:
     """Process a batch: one result line per item, written as soon as it finishes."""
+    wf = _load(workflow)
     try:
-        wf = load_workflow(workflow)
         source = input or wf.sample
         if source is None:
             raise _fail(f"{workflow} declares no SAMPLE; pass --input FILE.jsonl", 2)
@@ -145,10 +154,7 @@ def graph_show(
     ] = None,
 ) -> None:
     """Print the hierarchy as Mermaid (and render it to PNG with --png)."""
-    try:
-        wf = load_workflow(workflow)
-    except AgentMeshError as exc:
-        raise _fail(str(exc)) from exc
+    wf = _load(workflow)
     print(to_mermaid(wf.role), end="")
     if png is not None:
         try:
@@ -183,9 +189,23 @@ def bench_cmd(
     out.print(table)
 
 
-def main() -> None:
-    """Console-script entry point."""
+# Typer vendors its own Click; its UsageError is public only as BadParameter's base.
+_USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: usage errors exit 2 with one line."""
+    command = typer.main.get_command(app)
     try:
-        app()
-    except KeyboardInterrupt:
+        code = command.main(args=argv, prog_name="agentmesh", standalone_mode=False)
+    except _USAGE_ERROR as exc:
+        ctx = getattr(exc, "ctx", None)
+        name = getattr(ctx, "info_name", None)
+        where = f" {name}" if name and name != "agentmesh" else ""
+        print(f"agentmesh{where}: error: {exc.format_message()}", file=sys.stderr)  # type: ignore[attr-defined]
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,5 @@
+"""``python -m agentmesh.cli``."""
+
+from agentmesh.cli._app import main
+
+main()
