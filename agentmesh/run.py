@@ -156,7 +156,8 @@ def _invoke(
     with use_context(ctx):
         # "sync" writes each checkpoint before the next step starts, so a hard
         # crash never loses a finished step (the default "async" can).
-        state = graph.invoke(graph_input, config, durability="sync")
+        durability = "sync" if graph.checkpointer is not None else None
+        state = graph.invoke(graph_input, config, durability=durability)
     return _result(role, thread, state)
 
 

@@ -9,14 +9,10 @@ framework around that work differs, so the time difference is the overhead.
 
 from __future__ import annotations
 
-import gc
 import operator
-import statistics
-import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from pydantic import BaseModel
@@ -28,16 +24,21 @@ from agentmesh.tracing import NullTracer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from langchain_core.messages import BaseMessage
+
 __all__ = [
     "Outcome",
     "Ticket",
     "build_agentmesh",
     "build_langgraph",
-    "measure_overhead",
+    "new_models",
     "ratio",
+    "run_agentmesh",
+    "run_langgraph",
     "sample_tickets",
 ]
 
+Models = dict[str, ScriptedChatModel]
 WEIGHTS = {"critic_a": 2.0, "critic_b": 1.0}
 CLASSIFY_PROMPT = "Classify the support ticket from its words."
 CRITIC_PROMPT = "Review the draft reply; approve it or not and name its tone."
@@ -77,17 +78,8 @@ class Score(BaseModel):
     priority: int
 
 
-class Triage(BaseModel):
-    """The triage lead's result."""
-
-    category: str
-    urgent: bool
-    priority: int
-    n_words: int
-
-
-class DraftIn(BaseModel):
-    """What the drafter needs."""
+class Triaged(BaseModel):
+    """The triage lead's result, which is also the drafter's input."""
 
     ticket_id: int
     category: str
@@ -98,13 +90,6 @@ class Draft(BaseModel):
     """A draft reply."""
 
     reply: str
-
-
-class ReviewIn(BaseModel):
-    """What each critic sees."""
-
-    reply: str
-    category: str
 
 
 class Verdict(BaseModel):
@@ -122,15 +107,8 @@ class Response(BaseModel):
     tone: str
 
 
-class Outcome(BaseModel):
+class Outcome(Triaged, Response):
     """The meta role's result: what both builds must return."""
-
-    ticket_id: int
-    category: str
-    priority: int
-    reply: str
-    approve: bool
-    tone: str
 
 
 # -- the work itself, shared by both builds ---------------------------------------------
@@ -147,56 +125,35 @@ def score(data: ScoreIn) -> Score:
     return Score(priority=min(5, 1 + data.n_words // 8 + (2 if data.urgent else 0)))
 
 
-def draft(data: DraftIn) -> Draft:
+def draft(data: Triaged) -> Draft:
     """A templated reply."""
-    return Draft(
-        reply=f"Ticket {data.ticket_id}: our {data.category} team has it (P{data.priority})."
-    )
-
-
-def _last_text(messages: list[BaseMessage]) -> str:
-    return str(messages[-1].content)
+    return Draft(reply=f"Ticket {data.ticket_id}: our {data.category} team has it.")
 
 
 def answer_classify(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Category:
     """The classifier model's instant answer, read from the words it was sent."""
-    text = _last_text(messages).lower()
+    text = str(messages[-1].content).lower()
     category = "billing" if "invoice" in text else "technical" if "crash" in text else "general"
     return Category(category=category, urgent="urgent" in text)
 
 
 def answer_critic_a(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Verdict:
     """First critic: approves replies that name a team."""
-    return Verdict(approve="team" in _last_text(messages), tone="friendly")
+    return Verdict(approve="team" in str(messages[-1].content), tone="friendly")
 
 
 def answer_critic_b(messages: list[BaseMessage], tools: list[dict[str, Any]]) -> Verdict:
     """Second critic: agrees on approval, disagrees on tone for billing tickets."""
-    text = _last_text(messages)
+    text = str(messages[-1].content)
     return Verdict(approve="team" in text, tone="formal" if "billing" in text else "friendly")
 
 
-@dataclass(frozen=True, kw_only=True)
-class Models:
+def new_models() -> Models:
     """One set of scripted models per build, so each build's calls are counted apart."""
-
-    classify: ScriptedChatModel
-    critic_a: ScriptedChatModel
-    critic_b: ScriptedChatModel
-
-    @classmethod
-    def new(cls) -> Models:
-        """Fresh models with instant, input-dependent answers."""
-        return cls(
-            classify=ScriptedChatModel(respond=answer_classify),
-            critic_a=ScriptedChatModel(respond=answer_critic_a),
-            critic_b=ScriptedChatModel(respond=answer_critic_b),
-        )
-
-    @property
-    def calls(self) -> int:
-        """Model calls across the set."""
-        return self.classify.calls + self.critic_a.calls + self.critic_b.calls
+    answers = {"classify": answer_classify, "critic_a": answer_critic_a}
+    return {
+        n: ScriptedChatModel(respond=f) for n, f in {**answers, "critic_b": answer_critic_b}.items()
+    }
 
 
 def sample_tickets(n: int) -> list[Ticket]:
@@ -206,12 +163,9 @@ def sample_tickets(n: int) -> list[Ticket]:
         "the app will crash whenever I open the settings page",
         "how do I change the email address on my account",
     ]
+    urgent = ["urgent ", "", "", ""]
     return [
-        Ticket(
-            ticket_id=i,
-            text=f"{'urgent ' if i % 4 == 0 else ''}hello, {topics[i % 3]} "
-            + "please help " * (i % 5),
-        )
+        Ticket(ticket_id=i, text=f"{urgent[i % 4]}hello, {topics[i % 3]} " + "please " * (i % 9))
         for i in range(n)
     ]
 
@@ -222,45 +176,24 @@ def sample_tickets(n: int) -> list[Ticket]:
 def build_agentmesh(models: Models) -> Any:
     """The hierarchy as agentmesh roles, compiled (no checkpointer)."""
     code = am.specialist()
-    triage = am.Lead(
-        name="triage",
-        input=Ticket,
-        output=Triage,
-        stages=[
-            code(tokenize),
-            am.Specialist(
-                name="classify",
-                input=Tokens,
-                output=Category,
-                layer="small_model",
-                prompt=CLASSIFY_PROMPT,
-                model=models.classify,
-            ),
-            code(score),
-        ],
-    )
-    critics = [
-        am.Specialist(
+
+    def model(name: str, input: type[BaseModel], output: type[BaseModel], prompt: str) -> Any:
+        return am.Specialist(
             name=name,
-            input=ReviewIn,
-            output=Verdict,
+            input=input,
+            output=output,
             layer="small_model",
-            prompt=CRITIC_PROMPT,
-            model=model,
+            prompt=prompt,
+            model=models[name],
         )
-        for name, model in (("critic_a", models.critic_a), ("critic_b", models.critic_b))
-    ]
-    respond = am.Lead(
-        name="respond",
-        input=DraftIn,
-        output=Response,
-        stages=[
-            code(draft),
-            am.Parallel(*critics, name="review", resolver=am.Vote(weights=WEIGHTS)),
-        ],
-    )
-    meta = am.Meta(name="support", input=Ticket, output=Outcome, stages=[triage, respond])
-    return meta.compile()
+
+    classify = model("classify", Tokens, Category, CLASSIFY_PROMPT)
+    critics = [model(n, Draft, Verdict, CRITIC_PROMPT) for n in ("critic_a", "critic_b")]
+    review = am.Parallel(*critics, name="review", resolver=am.Vote(weights=WEIGHTS))
+    stages = [code(tokenize), classify, code(score)]
+    triage = am.Lead(name="triage", input=Ticket, output=Triaged, stages=stages)
+    respond = am.Lead(name="respond", input=Triaged, output=Response, stages=[code(draft), review])
+    return am.Meta(name="support", input=Ticket, output=Outcome, stages=[triage, respond]).compile()
 
 
 def run_agentmesh(graph: Any, ticket: Ticket) -> Outcome:
@@ -303,18 +236,14 @@ class SupportState(TypedDict, total=False):
 
     ticket_id: int
     text: str
-    n_words: int
     category: str
-    urgent: bool
     priority: int
     reply: str
     approve: bool
     tone: str
 
 
-def _asker(
-    model: ScriptedChatModel, prompt: str, schema: type[BaseModel]
-) -> Callable[[BaseModel], Any]:
+def _asker(model: ScriptedChatModel, prompt: str, schema: type[BaseModel]) -> Callable[..., Any]:
     """A model call: tool-forced answer, validated against ``schema``."""
     bound = model.bind_tools([schema], tool_choice="any")
     system = SystemMessage(prompt)
@@ -340,41 +269,26 @@ def vote(verdicts: list[tuple[str, Verdict]]) -> Verdict:
 
 def build_langgraph(models: Models) -> Any:
     """The same hierarchy as a LangGraph developer would wire it by hand."""
-    classify = _asker(models.classify, CLASSIFY_PROMPT, Category)
-    critics = {
-        "critic_a": _asker(models.critic_a, CRITIC_PROMPT, Verdict),
-        "critic_b": _asker(models.critic_b, CRITIC_PROMPT, Verdict),
-    }
+    classify = _asker(models["classify"], CLASSIFY_PROMPT, Category)
+    critics = {n: _asker(models[n], CRITIC_PROMPT, Verdict) for n in ("critic_a", "critic_b")}
 
     tri: StateGraph[Any, Any, Any, Any] = StateGraph(TriageState)
-    tri.add_node(
-        "tokenize",
-        lambda s: tokenize(Ticket(ticket_id=s["ticket_id"], text=s["text"])).model_dump(),
-    )
-    tri.add_node(
-        "classify", lambda s: classify(Tokens(words=s["words"], n_words=s["n_words"])).model_dump()
-    )
-    tri.add_node(
-        "score", lambda s: score(ScoreIn(n_words=s["n_words"], urgent=s["urgent"])).model_dump()
+    tri.add_sequence(
+        [
+            ("tokenize", lambda s: tokenize(Ticket.model_validate(s)).model_dump()),
+            ("classify", lambda s: classify(Tokens.model_validate(s)).model_dump()),
+            ("score", lambda s: score(ScoreIn.model_validate(s)).model_dump()),
+        ]
     )
     tri.add_edge(START, "tokenize")
-    tri.add_edge("tokenize", "classify")
-    tri.add_edge("classify", "score")
     tri.add_edge("score", END)
 
-    def critic(name: str) -> Callable[[Any], dict[str, Any]]:
+    def critic(name: str) -> Any:
         ask = critics[name]
-        return lambda s: {
-            "verdicts": [(name, ask(ReviewIn(reply=s["reply"], category=s["category"])))]
-        }
+        return lambda s: {"verdicts": [(name, ask(Draft.model_validate(s)))]}
 
     res: StateGraph[Any, Any, Any, Any] = StateGraph(RespondState)
-    res.add_node(
-        "draft",
-        lambda s: draft(
-            DraftIn(ticket_id=s["ticket_id"], category=s["category"], priority=s["priority"])
-        ).model_dump(),
-    )
+    res.add_node("draft", lambda s: draft(Triaged.model_validate(s)).model_dump())
     for name in critics:
         res.add_node(name, critic(name))
         res.add_edge(name, "join")
@@ -403,47 +317,3 @@ def run_langgraph(graph: Any, ticket: Ticket) -> Outcome:
 def ratio(numerator: float, denominator: float, digits: int = 4) -> float:
     """``numerator / denominator`` rounded (``inf`` when the denominator is 0)."""
     return round(numerator / denominator, digits) if denominator else float("inf")
-
-
-def _ms_per_task(run: Callable[[Any, Ticket], Outcome], graph: Any, tickets: list[Ticket]) -> float:
-    gc.collect()
-    start = time.perf_counter()
-    for ticket in tickets:
-        run(graph, ticket)
-    return (time.perf_counter() - start) * 1000 / len(tickets)
-
-
-def measure_overhead(*, tasks: int, repeats: int, warmup: int = 20) -> dict[str, Any]:
-    """Time both builds on the same tickets and report agentmesh's overhead.
-
-    Args:
-        tasks: Tickets per timed repeat.
-        repeats: Timed repeats; the median of the per-task means is reported.
-        warmup: Untimed tickets run through each build first.
-    """
-    tickets = sample_tickets(tasks)
-    am_models, lg_models = Models.new(), Models.new()
-    am_graph, lg_graph = build_agentmesh(am_models), build_langgraph(lg_models)
-    for ticket in sample_tickets(warmup):
-        run_agentmesh(am_graph, ticket)
-        run_langgraph(lg_graph, ticket)
-    am_runs: list[float] = []
-    lg_runs: list[float] = []
-    for _ in range(repeats):  # interleaved so drift hits both alike
-        am_runs.append(_ms_per_task(run_agentmesh, am_graph, tickets))
-        lg_runs.append(_ms_per_task(run_langgraph, lg_graph, tickets))
-    am_ms, lg_ms = statistics.median(am_runs), statistics.median(lg_runs)
-    overhead = ratio(am_ms, lg_ms, 3)
-    return {
-        "agentmesh_ms_per_task": round(am_ms, 4),
-        "langgraph_ms_per_task": round(lg_ms, 4),
-        "overhead_ratio_vs_langgraph": overhead,
-        "target_ratio": 1.25,
-        "within_target": overhead <= 1.25,
-        "agentmesh_repeats_ms": [round(x, 4) for x in am_runs],
-        "langgraph_repeats_ms": [round(x, 4) for x in lg_runs],
-        "model_calls_per_task": {
-            "agentmesh": ratio(am_models.calls, warmup + tasks * repeats, 3),
-            "langgraph": ratio(lg_models.calls, warmup + tasks * repeats, 3),
-        },
-    }

@@ -118,7 +118,7 @@ _YEAR = re.compile(r"\$([\d.]+) million in (20\d\d)")
 
 
 def make_brief(i: int) -> Brief:
-    """Task ``i``: about 350 words of source text with two revenue figures inside."""
+    """Task ``i``: about 400 words of source text with the revenue figures inside."""
     r23 = round(10 + (i * 7 % 40) / 4, 2)
     r24 = round(r23 * (1 + (5 + i * 3 % 30) / 100), 2)
     name = f"Northwind {i}"
