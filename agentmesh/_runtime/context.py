@@ -104,6 +104,12 @@ def span(
     attributes: dict[str, Any] | None = None,
 ) -> Iterator[OpenSpan]:
     """Measure the enclosed block and hand the finished span to the run's tracer."""
+    if isinstance(current_context().tracer, NullTracer):
+        # Tracing is off: nothing to time, parent or record on the hot path.
+        yield OpenSpan(
+            span_id=span_id or "", attributes=attributes if attributes is not None else {}
+        )
+        return
     # The caller's dict is kept (not copied) so it can add attributes it only
     # knows once the block has run (tokens, cost, status).
     opened = OpenSpan(

@@ -368,6 +368,7 @@ def _trace_gate(
     decision: GateDecision, result: ResultMessage[Any], state: Mapping[str, Any]
 ) -> None:
     task = state.get("task") or {}
+    payload = decision.model_dump(mode="json")
     with span(
         SpanKind.GATE,
         decision.gate,
@@ -380,10 +381,10 @@ def _trace_gate(
             "attempt": decision.attempt,
         },
     ) as sp:
-        sp.output = decision.model_dump(mode="json")
+        sp.output = payload
     # Outside a graph stream (a node called directly) there is no writer.
     with contextlib.suppress(RuntimeError):
-        get_stream_writer()({"gate": decision.model_dump(mode="json")})
+        get_stream_writer()({"gate": payload})
 
 
 # -- join ---------------------------------------------------------------------------------

@@ -2,27 +2,29 @@
 
 A coordinator (lead or meta) compiles to::
 
-    START -> plan -> (Send) stage nodes -> [join_<group>] -> gate_<stage> -> ... -> finish -> END
+    START -> plan -> stage -> stage -> ... -> END
+    (plan or a stage) -> Send -> member, member -> join_<group> -> next stage
 
-``plan`` and every gate decide the next hop in code and write it to state; the
-conditional edge after them only reads it. Stage nodes receive their task
-envelope through ``Send`` and write a result envelope; nothing downstream runs
-until the stage's gate passes.
+Each stage node runs its agent, passes the result through the stage's gate and
+routes to the next hop itself with ``Command``: one superstep per stage. The
+routing is plain code; nothing downstream runs until the stage's gate passes,
+and the last gate builds the coordinator's result on the way to END. Parallel
+members receive their task envelope through ``Send``; their join node resolves
+and gates the group.
 """
 
 from __future__ import annotations
 
 import operator
-import time
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Send
+from langgraph.types import Command, Overwrite, Send
 
 from agentmesh._runtime import coordinator_steps as steps
 from agentmesh._runtime.context import current_context
-from agentmesh._runtime.dataflow import members, stage_name, unwrap
+from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.specialist_run import run_specialist
 from agentmesh.messages import ResultMessage, TaskMessage
 from agentmesh.models import resolve_model
@@ -31,7 +33,7 @@ from agentmesh.specialist import Specialist
 from agentmesh.stages import Parallel
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from langchain_core.language_models import BaseChatModel
     from langchain_core.runnables import RunnableConfig
@@ -89,29 +91,31 @@ def compile_coordinator(
     """Build and compile ``role``'s graph (children are compiled as subgraphs)."""
     settings = settings or Settings.from_env()
     builder: StateGraph[Any, Any, Any, Any] = StateGraph(CoordinatorState)
-    builder.add_node("plan", _bind_plan(role))
-    destinations: list[str] = ["plan", "finish"]
+    sent: set[str] = set()  # members of parallel groups, reached through Send
+    hops: list[str] = ["plan"]
     for stage in role.stages:
         agent, _ = unwrap(stage)
-        gate_node = f"gate_{stage_name(stage)}"
-        builder.add_node(gate_node, _bind_gate(role, stage))
-        for member in members(stage):
-            builder.add_node(member.name, _stage_node(member, settings))
-            destinations.append(member.name)
-        if isinstance(agent, Parallel) and agent.resolver is not None:
-            join = f"join_{agent.name}"
-            builder.add_node(join, _bind_join(agent, settings))
-            for member in agent.members:
-                builder.add_edge(member.name, join)
-            builder.add_edge(join, gate_node)
+        if isinstance(agent, Parallel):
+            sent.update(m.name for m in agent.members)
+            hops.extend(m.name for m in agent.members)
         else:
-            for member in members(stage):
-                builder.add_edge(member.name, gate_node)
-        builder.add_conditional_edges(gate_node, _route, destinations)
-    builder.add_conditional_edges("plan", _route, destinations)
-    builder.add_node("finish", lambda state: steps.finish(role, state))
+            hops.append(agent.name)
+    destinations = (*hops, END)
+    builder.add_node("plan", _bind_plan(role, sent), destinations=destinations)
+    for stage in role.stages:
+        agent, _ = unwrap(stage)
+        if isinstance(agent, Parallel):
+            join = f"join_{agent.name}"
+            builder.add_node(
+                join, _bind_join(role, stage, settings, sent), destinations=destinations
+            )
+            for member in agent.members:
+                builder.add_node(member.name, _member_node(member, settings))
+                builder.add_edge(member.name, join)
+        else:
+            node = _stage_node(role, stage, settings, sent)
+            builder.add_node(agent.name, node, destinations=destinations)
     builder.add_edge(START, "plan")
-    builder.add_edge("finish", END)
     compiled = builder.compile(checkpointer=checkpointer, name=name or role.name)
     return _with_limits(compiled, role)
 
@@ -140,49 +144,127 @@ def role_of(graph: Any) -> Any:
     return entry[1] if entry and entry[0] is graph else None
 
 
-def _route(state: CoordinatorState) -> Any:
-    nxt = state.get("next", "finish")
-    if nxt != "dispatch":
-        return nxt
-    return [Send(p["node"], {"task": p["task"]}) for p in state.get("pending", [])]
+# Each stage node runs its agent, passes the result through the stage's gate
+# and routes to the next hop itself (Command): one superstep per stage, no
+# separate gate, router or finish nodes.
+
+_APPENDED = ("gates", "spent")
 
 
-def _bind_plan(role: Lead[Any, Any]) -> Callable[..., dict[str, Any]]:
-    def plan(state: CoordinatorState, config: RunnableConfig) -> dict[str, Any]:
-        return steps.plan(role, state, config)
+def _apply(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``state`` as it will be once LangGraph applies ``update`` with our reducers."""
+    view = dict(state)
+    for key, value in update.items():
+        if isinstance(value, Overwrite):
+            view[key] = value.value
+        elif key == "results":
+            view[key] = {**(state.get(key) or {}), **value}
+        elif key in _APPENDED:
+            view[key] = [*(state.get(key) or []), *value]
+        else:
+            view[key] = value
+    return view
+
+
+def _combine(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
+    """One update equal to applying ``first`` and then ``then``."""
+    out = dict(first)
+    for key, value in then.items():
+        prior: Any = out.get(key)
+        if key not in out or isinstance(value, Overwrite) or isinstance(prior, Overwrite):
+            out[key] = value
+        elif key == "results":
+            out[key] = {**prior, **value}
+        elif key in _APPENDED:
+            out[key] = [*prior, *value]
+        else:
+            out[key] = value
+    return out
+
+
+def _advance(
+    role: Lead[Any, Any], state: Mapping[str, Any], update: dict[str, Any], sent: set[str]
+) -> Command[Any]:
+    view = _apply(state, update)
+    nxt = view.get("next", "finish")
+    if nxt == "finish":
+        return Command(update=_combine(update, steps.finish(role, view)), goto=END)
+    if nxt == "plan":
+        return Command(update=update, goto="plan")
+    pending: list[dict[str, Any]] = view["pending"]
+    if pending and pending[0]["node"] in sent:
+        return Command(update=update, goto=[Send(p["node"], {"task": p["task"]}) for p in pending])
+    return Command(update=update, goto=pending[0]["node"])
+
+
+def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[Any]]:
+    def plan(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
+        return _advance(role, state, steps.plan(role, state, config), sent)
 
     return plan
 
 
-def _bind_gate(role: Lead[Any, Any], stage: Any) -> Callable[..., dict[str, Any]]:
-    return lambda state: steps.gate(role, stage, state)
-
-
-def _bind_join(group: Parallel, settings: Settings) -> Callable[..., dict[str, Any]]:
+def _bind_join(
+    role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
+) -> Callable[..., Command[Any]]:
+    group, _ = unwrap(stage)
     runner = _agent_runner(settings)
-    return lambda state: steps.join(group, state, runner)
+
+    def join(state: CoordinatorState) -> Command[Any]:
+        fresh = steps.join(group, state, runner) if group.resolver is not None else {}
+        judged = steps.gate(role, stage, _apply(state, fresh))
+        return _advance(role, state, _combine(fresh, judged), sent)
+
+    return join
 
 
-def _stage_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]]:
-    """The node that runs one agent on the task envelope it was sent."""
+def _stage_node(
+    role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
+) -> Callable[..., Command[Any]]:
+    """The node that runs one sequential stage, gates its result and routes on."""
+    agent, _ = unwrap(stage)
+    run_agent = _agent_call(agent, settings)
+
+    def node(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
+        task_json = state["pending"][0]["task"]
+        fresh = _result_update(agent.name, run_agent(task_json, config))
+        judged = steps.gate(role, stage, _apply(state, fresh))
+        return _advance(role, state, _combine(fresh, judged), sent)
+
+    return node
+
+
+def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]]:
+    """A parallel member: runs on the task it was sent; its join gates the group."""
+    run_agent = _agent_call(agent, settings)
+
+    def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return _result_update(agent.name, run_agent(payload["task"], config))
+
+    return node
+
+
+def _agent_call(
+    agent: Any, settings: Settings
+) -> Callable[[Any, RunnableConfig], ResultMessage[Any]]:
+    """A function running ``agent`` on a task envelope: a specialist, or a child graph."""
     if isinstance(agent, Specialist):
         model = _model_for(agent, settings)
 
-        def run_leaf(payload: dict[str, Any]) -> dict[str, Any]:
-            task: TaskMessage[Any] = TaskMessage.model_validate(payload["task"])
-            result = run_specialist(agent, task, model=model, ctx=current_context())
-            return _result_update(agent.name, result)
+        def run_leaf(task_json: Any, config: RunnableConfig) -> ResultMessage[Any]:
+            task: TaskMessage[Any] = TaskMessage.model_validate(task_json)
+            return run_specialist(agent, task, model=model, ctx=current_context())
 
         return run_leaf
     child = compile_coordinator(agent, settings=settings)
+    # The child's own limit (sized from its step cap) must not be replaced by
+    # the parent's, or a deep lead would hit LangGraph's limit before its cap.
+    limit = (child.config or {}).get("recursion_limit", 25)
 
-    def run_child(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        # The child's own limit (sized from its step cap) must not be replaced by
-        # the parent's, or a deep lead would hit LangGraph's limit before its cap.
-        limit = (child.config or {}).get("recursion_limit", 25)
-        out = child.invoke({"task": payload["task"]}, {**config, "recursion_limit": limit})
+    def run_child(task_json: Any, config: RunnableConfig) -> ResultMessage[Any]:
+        out = child.invoke({"task": task_json}, {**config, "recursion_limit": limit})
         result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
-        return _result_update(agent.name, result)
+        return result
 
     return run_child
 
@@ -240,8 +322,3 @@ def compile_specialist(
     compiled = builder.compile(checkpointer=checkpointer, name=spec.name)
     register_role(compiled, spec)
     return compiled
-
-
-def elapsed_since(started: float | None) -> float:
-    """Seconds since ``started`` (epoch), 0 when unknown."""
-    return time.time() - started if started else 0.0

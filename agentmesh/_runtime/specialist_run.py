@@ -223,7 +223,7 @@ def _ask_model(
     usage: _UsageMeter,
 ) -> BaseModel:
     out_name = spec.output.__name__
-    bound: Any = model.bind_tools([spec.output, *spec.allowed_tools.values()], tool_choice="any")
+    bound = _bound(spec, model)
     messages: list[BaseMessage] = [
         SystemMessage(
             f"{spec.prompt}\n\nGive your final answer by calling the tool '{out_name}'.".strip()
@@ -265,6 +265,20 @@ def _ask_model(
         last_error="tool rounds exhausted",
         agent=spec.name,
     )
+
+
+_BOUND: dict[tuple[int, str], tuple[BaseChatModel, Any]] = {}
+
+
+def _bound(spec: Specialist[Any, Any], model: BaseChatModel) -> Any:
+    """The model with the agent's tools bound, built once per (model, agent)."""
+    key = (id(model), spec.name)
+    entry = _BOUND.get(key)
+    if entry is None or entry[0] is not model:
+        tools: list[Any] = [spec.output, *spec.allowed_tools.values()]
+        entry = (model, model.bind_tools(tools, tool_choice="any"))
+        _BOUND[key] = entry
+    return entry[1]
 
 
 def _invoke(
