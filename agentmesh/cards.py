@@ -12,7 +12,7 @@ import importlib
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -23,6 +23,8 @@ from agentmesh.tools import ToolLike, to_tool
 from agentmesh.types import Autonomy, Layer, RoleKind
 
 __all__ = ["AgentCard", "CardSet", "load_cards"]
+
+CoordT = TypeVar("CoordT", bound=Lead[Any, Any])
 
 
 class AgentCard(BaseModel):
@@ -122,23 +124,24 @@ class CardSet(Mapping[str, AgentCard]):
         self, name: str, *, input: type[BaseModel], stages: Sequence[Any], **options: Any
     ) -> Lead[Any, Any]:
         """Build the lead described by card ``name``."""
-        card, _ = self._require(name, RoleKind.LEAD)
-        return Lead(
-            name=card.name,
-            input=input,
-            output=self.output_schema(name),
-            stages=stages,
-            version=card.version,
-            description=card.description,
-            **options,
-        )
+        return self._coordinator(Lead, name, input, stages, options)
 
     def meta(
         self, name: str, *, input: type[BaseModel], stages: Sequence[Any], **options: Any
     ) -> Meta[Any, Any]:
         """Build the meta agent described by card ``name``."""
-        card, _ = self._require(name, RoleKind.META)
-        return Meta(
+        return self._coordinator(Meta, name, input, stages, options)
+
+    def _coordinator(
+        self,
+        cls: type[CoordT],
+        name: str,
+        input: type[BaseModel],
+        stages: Sequence[Any],
+        options: Mapping[str, Any],
+    ) -> CoordT:
+        card, _ = self._require(name, cls.kind)
+        return cls(
             name=card.name,
             input=input,
             output=self.output_schema(name),
