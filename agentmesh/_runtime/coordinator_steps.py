@@ -12,7 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from langgraph.config import get_stream_writer
+from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
@@ -48,6 +48,9 @@ def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMe
     else:
         task = TaskMessage(sender="caller", recipient=recipient, payload=state.get("input") or {})
     if task.run_id is None:
+        if config is None:
+            with contextlib.suppress(RuntimeError):  # outside a graph there is no config
+                config = get_config()
         configurable = (config or {}).get("configurable", {})
         run_id = configurable.get("thread_id") or (config or {}).get("run_id") or new_id()
         task = task.model_copy(update={"run_id": str(run_id)})

@@ -198,8 +198,8 @@ def _advance(
 
 
 def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[Any]]:
-    def plan(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
-        return _advance(role, state, steps.plan(role, state, config), sent)
+    def plan(state: CoordinatorState) -> Command[Any]:
+        return _advance(role, state, steps.plan(role, state, None), sent)
 
     return plan
 
@@ -225,11 +225,21 @@ def _stage_node(
     agent, _ = unwrap(stage)
     run_agent = _agent_call(agent, settings)
 
-    def node(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
-        task_json = state["pending"][0]["task"]
-        fresh = _result_update(agent.name, run_agent(task_json, config))
+    def finish_stage(state: CoordinatorState, result: ResultMessage[Any]) -> Command[Any]:
+        fresh = _result_update(agent.name, result)
         judged = steps.gate(role, stage, _apply(state, fresh))
         return _advance(role, state, _combine(fresh, judged), sent)
+
+    if isinstance(agent, Specialist):
+        # Leaf nodes take no config parameter: LangGraph skips per-call
+        # callback/config set-up for them.
+        def leaf(state: CoordinatorState) -> Command[Any]:
+            return finish_stage(state, run_agent(state["pending"][0]["task"], None))
+
+        return leaf
+
+    def node(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
+        return finish_stage(state, run_agent(state["pending"][0]["task"], config))
 
     return node
 
@@ -237,6 +247,12 @@ def _stage_node(
 def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]]:
     """A parallel member: runs on the task it was sent; its join gates the group."""
     run_agent = _agent_call(agent, settings)
+    if isinstance(agent, Specialist):
+
+        def leaf(payload: dict[str, Any]) -> dict[str, Any]:
+            return _result_update(agent.name, run_agent(payload["task"], None))
+
+        return leaf
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         return _result_update(agent.name, run_agent(payload["task"], config))
@@ -246,12 +262,12 @@ def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]
 
 def _agent_call(
     agent: Any, settings: Settings
-) -> Callable[[Any, RunnableConfig], ResultMessage[Any]]:
+) -> Callable[[Any, RunnableConfig | None], ResultMessage[Any]]:
     """A function running ``agent`` on a task envelope: a specialist, or a child graph."""
     if isinstance(agent, Specialist):
         model = _model_for(agent, settings)
 
-        def run_leaf(task_json: Any, config: RunnableConfig) -> ResultMessage[Any]:
+        def run_leaf(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
             task: TaskMessage[Any] = TaskMessage.model_validate(task_json)
             return run_specialist(agent, task, model=model, ctx=current_context())
 
@@ -261,8 +277,8 @@ def _agent_call(
     # the parent's, or a deep lead would hit LangGraph's limit before its cap.
     limit = (child.config or {}).get("recursion_limit", 25)
 
-    def run_child(task_json: Any, config: RunnableConfig) -> ResultMessage[Any]:
-        out = child.invoke({"task": task_json}, {**config, "recursion_limit": limit})
+    def run_child(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
+        out = child.invoke({"task": task_json}, {**(config or {}), "recursion_limit": limit})
         result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
         return result
 
