@@ -17,8 +17,20 @@ AgentMeshError
     ├── ModelUnavailableError    no model could answer (offline, provider down)
     ├── ToolError                a tool call failed or was refused
     │   └── ToolPermissionError  an agent proposed a tool it is not allowed to use
-    └── HumanInputError          a human's answer did not match the expected schema
+    ├── HumanInputError          a human's answer did not match the expected schema
+    ├── TransientError           a call failed in a way worth retrying (429, 5xx, timeout)
+    │   └── CallTimeoutError     a model or tool call ran past its timeout
+    ├── CircuitOpenError         a breaker is open: the call failed fast, not made
+    └── RunStopped               the run must stop now (not an agent failure)
+        ├── BudgetExhaustedError a hard budget cap would be exceeded
+        ├── RunKilledError       a kill switch covering this run is set
+        └── RunawayError         a retry storm, re-plan storm or stale loop was detected
 ```
+
+``RunStopped`` and its subclasses are control flow: the runtime never turns
+them into a failed result or a fallback; they end the run in the matching
+typed state (``budget_exhausted``, ``killed``, ``halted``) with its partial
+results, and a killed run can be resumed from its thread.
 """
 
 from __future__ import annotations
@@ -27,7 +39,10 @@ from typing import Any
 
 __all__ = [
     "AgentMeshError",
+    "BudgetExhaustedError",
+    "CallTimeoutError",
     "CardError",
+    "CircuitOpenError",
     "ConfigError",
     "HumanInputError",
     "MissingExtraError",
@@ -35,9 +50,13 @@ __all__ = [
     "ModelOutputError",
     "ModelUnavailableError",
     "RunError",
+    "RunKilledError",
+    "RunStopped",
+    "RunawayError",
     "SchemaMismatchError",
     "ToolError",
     "ToolPermissionError",
+    "TransientError",
     "WorkspaceError",
 ]
 
@@ -166,3 +185,100 @@ class ToolPermissionError(ToolError):
 
 class HumanInputError(RunError):
     """A human's resume value did not validate against the expected schema."""
+
+
+class TransientError(RunError):
+    """A call failed in a way that is worth retrying: 429, 5xx, a timeout, a dropped connection.
+
+    Attributes:
+        target: The model endpoint or tool that failed.
+        retry_after_s: The server's ``Retry-After`` hint in seconds, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str,
+        retry_after_s: float | None = None,
+        agent: str | None = None,
+    ) -> None:
+        self.target = target
+        self.retry_after_s = retry_after_s
+        super().__init__(message, agent=agent)
+
+
+class CallTimeoutError(TransientError):
+    """A model or tool call ran past its timeout."""
+
+
+class CircuitOpenError(RunError):
+    """The breaker for ``target`` is open: the call failed fast and was not made.
+
+    Attributes:
+        target: The model endpoint or tool whose breaker is open.
+        retry_in_s: Seconds until the breaker lets a trial call through.
+    """
+
+    def __init__(self, message: str, *, target: str, retry_in_s: float) -> None:
+        self.target = target
+        self.retry_in_s = retry_in_s
+        super().__init__(message)
+
+
+class RunStopped(RunError):
+    """The run must stop now; control flow, never turned into a failed result or fallback."""
+
+
+class BudgetExhaustedError(RunStopped):
+    """A hard cap would be exceeded, so the step or call was not started.
+
+    Attributes:
+        scope: The envelope that refused (for example ``"run"`` or ``"run/intake"``).
+        limit: Which cap: ``tokens``, ``cost_usd``, ``model_calls``, ``steps`` or ``wall_clock_s``.
+        cap: The cap's value.
+        needed: What the refused step or call would have brought the total to.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        limit: str,
+        cap: float,
+        needed: float,
+        run_id: str | None = None,
+        agent: str | None = None,
+    ) -> None:
+        self.scope = scope
+        self.limit = limit
+        self.cap = cap
+        self.needed = needed
+        super().__init__(message, run_id=run_id, agent=agent)
+
+
+class RunKilledError(RunStopped):
+    """A kill switch covering this run is set.
+
+    Attributes:
+        scope: What the switch covers: ``"all"``, ``"workflow:NAME"`` or ``"agent:NAME"``.
+        reason: The reason given when the switch was set.
+    """
+
+    def __init__(self, message: str, *, scope: str, reason: str, run_id: str | None = None):
+        self.scope = scope
+        self.reason = reason
+        super().__init__(message, run_id=run_id)
+
+
+class RunawayError(RunStopped):
+    """A retry storm, re-plan storm or stale-condition loop was detected.
+
+    Attributes:
+        kind: ``"retry_storm"``, ``"replan_storm"`` or ``"stale_loop"``.
+    """
+
+    def __init__(self, message: str, *, kind: str, run_id: str | None = None):
+        self.kind = kind
+        super().__init__(message, run_id=run_id)
