@@ -1,0 +1,1 @@
+"""Production controls: budgets, retries, breakers, timeouts, kill switch, caching."""
