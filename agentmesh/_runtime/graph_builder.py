@@ -101,6 +101,7 @@ def compile_coordinator(
         else:
             hops.append(agent.name)
     destinations = (*hops, END)
+    stage_nodes: list[str] = []
     builder.add_node("plan", _bind_plan(role, sent), destinations=destinations)
     for stage in role.stages:
         agent, _ = unwrap(stage)
@@ -115,7 +116,10 @@ def compile_coordinator(
         else:
             node = _stage_node(role, stage, settings, sent)
             builder.add_node(agent.name, node, destinations=destinations)
-    builder.add_edge(START, "plan")
+            stage_nodes.append(agent.name)
+    # The first plan runs in START's branch (no superstep of its own); the plan
+    # node is only visited to re-plan, or when the first hop is not a stage node.
+    builder.add_conditional_edges(START, _bind_entry(role, sent), ["plan", *stage_nodes])
     compiled = builder.compile(checkpointer=checkpointer, name=name or role.name)
     return _with_limits(compiled, role)
 
@@ -171,8 +175,10 @@ def _combine(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any
     out = dict(first)
     for key, value in then.items():
         prior: Any = out.get(key)
-        if key not in out or isinstance(value, Overwrite) or isinstance(prior, Overwrite):
+        if key not in out or isinstance(value, Overwrite):
             out[key] = value
+        elif isinstance(prior, Overwrite):
+            out[key] = Overwrite(_combine({key: prior.value}, {key: value})[key])
         elif key == "results":
             out[key] = {**prior, **value}
         elif key in _APPENDED:
@@ -204,6 +210,37 @@ def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[An
     return plan
 
 
+# The entry plan's update travels to the first stage inside its Send; Overwrite
+# markers (used to reset a reused thread) are carried as a list of keys so the
+# payload stays plain, checkpointable data.
+_ENTRY = "__agentmesh_entry__"
+
+
+def _bind_entry(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Any]:
+    def entry(state: CoordinatorState) -> Any:
+        update = steps.plan(role, state, None)
+        view = _apply(state, update)
+        pending = view.get("pending") or []
+        if view.get("next") != "dispatch" or not pending or pending[0]["node"] in sent:
+            return "plan"  # ends at once, or fans out: the plan node does it
+        overwrite = [k for k, v in update.items() if isinstance(v, Overwrite)]
+        plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in update.items()}
+        return Send(pending[0]["node"], {_ENTRY: {"update": plain, "overwrite": overwrite}, **view})
+
+    return entry
+
+
+def _entered(state: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Any]]:
+    """``(state, update so far)``: a stage reached from START carries the plan's update."""
+    entry = state.get(_ENTRY)
+    if entry is None:
+        return state, {}
+    update = dict(entry["update"])
+    for key in entry["overwrite"]:
+        update[key] = Overwrite(update[key])
+    return state, update
+
+
 def _bind_join(
     role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
 ) -> Callable[..., Command[Any]]:
@@ -225,21 +262,23 @@ def _stage_node(
     agent, _ = unwrap(stage)
     run_agent = _agent_call(agent, settings)
 
-    def finish_stage(state: CoordinatorState, result: ResultMessage[Any]) -> Command[Any]:
+    def run_stage(state: Mapping[str, Any], config: RunnableConfig | None) -> Command[Any]:
+        state, before = _entered(state)
+        result = run_agent(state["pending"][0]["task"], config)
         fresh = _result_update(agent.name, result)
         judged = steps.gate(role, stage, _apply(state, fresh))
-        return _advance(role, state, _combine(fresh, judged), sent)
+        return _advance(role, state, _combine(before, _combine(fresh, judged)), sent)
 
     if isinstance(agent, Specialist):
         # Leaf nodes take no config parameter: LangGraph skips per-call
         # callback/config set-up for them.
         def leaf(state: CoordinatorState) -> Command[Any]:
-            return finish_stage(state, run_agent(state["pending"][0]["task"], None))
+            return run_stage(state, None)
 
         return leaf
 
     def node(state: CoordinatorState, config: RunnableConfig) -> Command[Any]:
-        return finish_stage(state, run_agent(state["pending"][0]["task"], config))
+        return run_stage(state, config)
 
     return node
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agentmesh import __version__
 from agentmesh.batch import BatchSummary, read_items, run_batch
+from agentmesh.cli._kill import kill_cmd
 from agentmesh.errors import AgentMeshError
 from agentmesh.render import to_mermaid
 from agentmesh.settings import Settings
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect a workflow's hierarchy.")
 app.add_typer(graph_app, name="graph")
+app.command("kill")(kill_cmd)
 err = Console(stderr=True)
 out = Console()
 
