@@ -102,6 +102,7 @@ def compile_coordinator(
             hops.append(agent.name)
     destinations = (*hops, END)
     stage_nodes: list[str] = []
+    first_is_stage = bool(role.stages) and not isinstance(unwrap(role.stages[0])[0], Parallel)
     builder.add_node("plan", _bind_plan(role, sent), destinations=destinations)
     for stage in role.stages:
         agent, _ = unwrap(stage)
@@ -117,9 +118,9 @@ def compile_coordinator(
             node = _stage_node(role, stage, settings, sent)
             builder.add_node(agent.name, node, destinations=destinations)
             stage_nodes.append(agent.name)
-    # The first plan runs in START's branch (no superstep of its own); the plan
-    # node is only visited to re-plan, or when the first hop is not a stage node.
-    builder.add_conditional_edges(START, _bind_entry(role, sent), ["plan", *stage_nodes])
+    # A sequential first stage plans inline (no superstep of its own); the plan
+    # node is visited to re-plan, or first when the first stage fans out.
+    builder.add_edge(START, stage_nodes[0] if first_is_stage else "plan")
     compiled = builder.compile(checkpointer=checkpointer, name=name or role.name)
     return _with_limits(compiled, role)
 
@@ -210,37 +211,6 @@ def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[An
     return plan
 
 
-# The entry plan's update travels to the first stage inside its Send; Overwrite
-# markers (used to reset a reused thread) are carried as a list of keys so the
-# payload stays plain, checkpointable data.
-_ENTRY = "__agentmesh_entry__"
-
-
-def _bind_entry(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Any]:
-    def entry(state: CoordinatorState) -> Any:
-        update = steps.plan(role, state, None)
-        view = _apply(state, update)
-        pending = view.get("pending") or []
-        if view.get("next") != "dispatch" or not pending or pending[0]["node"] in sent:
-            return "plan"  # ends at once, or fans out: the plan node does it
-        overwrite = [k for k, v in update.items() if isinstance(v, Overwrite)]
-        plain = {k: v.value if isinstance(v, Overwrite) else v for k, v in update.items()}
-        return Send(pending[0]["node"], {_ENTRY: {"update": plain, "overwrite": overwrite}, **view})
-
-    return entry
-
-
-def _entered(state: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, Any]]:
-    """``(state, update so far)``: a stage reached from START carries the plan's update."""
-    entry = state.get(_ENTRY)
-    if entry is None:
-        return state, {}
-    update = dict(entry["update"])
-    for key in entry["overwrite"]:
-        update[key] = Overwrite(update[key])
-    return state, update
-
-
 def _bind_join(
     role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
 ) -> Callable[..., Command[Any]]:
@@ -263,7 +233,16 @@ def _stage_node(
     run_agent = _agent_call(agent, settings)
 
     def run_stage(state: Mapping[str, Any], config: RunnableConfig | None) -> Command[Any]:
-        state, before = _entered(state)
+        before: dict[str, Any] = {}
+        if "plan" not in state or state.get("result") is not None:
+            # Entered from START on a new task: plan here, and hand over if the
+            # plan does not start with this stage.
+            before = steps.plan(role, state, None)
+            view = _apply(state, before)
+            pending = view.get("pending") or []
+            if view.get("next") != "dispatch" or pending[0]["node"] != agent.name:
+                return _advance(role, state, before, sent)
+            state = view
         result = run_agent(state["pending"][0]["task"], config)
         fresh = _result_update(agent.name, result)
         judged = steps.gate(role, stage, _apply(state, fresh))
