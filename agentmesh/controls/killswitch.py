@@ -244,12 +244,13 @@ class FileKillStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self._stat_path = str(self.path)  # stat() on a str skips the Path conversion per check
         self._lock_path = self.path.with_name(self.path.name + ".lock")
 
     def version(self) -> Hashable:
         """Return ``(inode, mtime_ns, size)`` of the file, or ``None`` when there is none."""
         try:
-            st = os.stat(self.path)
+            st = os.stat(self._stat_path)
         except FileNotFoundError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
