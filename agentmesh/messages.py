@@ -8,7 +8,7 @@ what it reads.
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -31,7 +31,7 @@ OutputT = TypeVar("OutputT")
 
 def new_id() -> str:
     """A short random id for tasks and runs."""
-    return uuid.uuid4().hex[:16]
+    return os.urandom(8).hex()
 
 
 class Usage(BaseModel):

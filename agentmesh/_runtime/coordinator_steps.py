@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -111,12 +110,24 @@ def _fresh_run() -> dict[str, Any]:
     }
 
 
+_BY_NAME: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _stages(role: Lead[Any, Any]) -> dict[str, Any]:
+    """The role's stages by name, in order (built once per role)."""
+    entry = _BY_NAME.get(id(role))
+    if entry is None or entry[0] is not role:
+        entry = (role, {stage_name(s): s for s in role.stages})
+        _BY_NAME[id(role)] = entry
+    return entry[1]
+
+
 def _stage_names(role: Lead[Any, Any]) -> list[str]:
-    return [stage_name(s) for s in role.stages]
+    return list(_stages(role))
 
 
 def _stage(role: Lead[Any, Any], name: str) -> Any:
-    return next(s for s in role.stages if stage_name(s) == name)
+    return _stages(role)[name]
 
 
 # -- dispatch -----------------------------------------------------------------------------
@@ -205,8 +216,10 @@ def _input_for(schema: type[BaseModel], board: Mapping[str, Any]) -> dict[str, A
 def _fingerprint(name: str, pending: list[dict[str, Any]], feedback: str | None, last: Any) -> str:
     payloads = [p["task"]["payload"] for p in pending]
     previous = last.get("output") if isinstance(last, dict) else None
-    blob = json.dumps([name, payloads, feedback, previous], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    # Payloads are built from schemas in field order, so repr() is stable across
+    # processes (unlike hash()) and much cheaper than canonical JSON.
+    blob = repr((name, payloads, feedback, previous)).encode()
+    return hashlib.blake2b(blob, digest_size=10).hexdigest()
 
 
 def _ping_pong(history: list[str]) -> tuple[str, str] | None:
@@ -251,6 +264,7 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
     judged = _judged(agent, results)
     board = dict(state["board"])
     decisions: list[GateDecision] = []
+    dumped: list[dict[str, Any]] = []
     passed: dict[str, BaseModel] = {}
     for judged_name, schema, raw in judged:
         result: ResultMessage[Any] = ResultMessage.model_validate(raw)
@@ -260,9 +274,10 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
         decisions.append(decision)
         if typed is not None:
             passed[judged_name] = typed
-        _trace_gate(decision, result, state)
+        dumped.append(decision.model_dump(mode="json"))
+        _trace_gate(decision, dumped[-1], result, state)
     action = max((d.action for d in decisions), key=lambda a: a.severity)
-    update: dict[str, Any] = {"gates": [d.model_dump(mode="json") for d in decisions]}
+    update: dict[str, Any] = {"gates": dumped}
     feedback = dict(state.get("feedback", {}))
     reasons = [r for d in decisions for r in d.reasons]
     if action is GateAction.PASS:
@@ -368,10 +383,12 @@ def _escalation(
 
 
 def _trace_gate(
-    decision: GateDecision, result: ResultMessage[Any], state: Mapping[str, Any]
+    decision: GateDecision,
+    payload: dict[str, Any],
+    result: ResultMessage[Any],
+    state: Mapping[str, Any],
 ) -> None:
     task = state.get("task") or {}
-    payload = decision.model_dump(mode="json")
     with span(
         SpanKind.GATE,
         decision.gate,

@@ -26,11 +26,16 @@ if TYPE_CHECKING:
 Available = dict[str, tuple[Any, str]]  # field -> (annotation, producer)
 
 
+_STEP: list[type] = []  # agentmesh.stages.Step, imported on first use (stages imports us)
+
+
 def unwrap(stage: Any) -> tuple[Any, Any]:
     """``(agent_or_parallel, step_or_None)`` for any stage entry."""
-    from agentmesh.stages import Step
+    if not _STEP:
+        from agentmesh.stages import Step
 
-    return (stage.agent, stage) if isinstance(stage, Step) else (stage, None)
+        _STEP.append(Step)
+    return (stage.agent, stage) if type(stage) is _STEP[0] else (stage, None)
 
 
 def members(stage: Any) -> tuple[Agent, ...]:

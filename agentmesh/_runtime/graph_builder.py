@@ -49,28 +49,61 @@ def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[st
 
 
 class CoordinatorState(TypedDict, total=False):
-    """Graph state of a coordinator. Envelopes are JSON-mode dicts (see messages.py)."""
+    """Graph state of a coordinator. Envelopes are JSON-mode dicts (see messages.py).
+
+    The coordinator's own bookkeeping (plan, cursor, attempts, loop fingerprints,
+    pending tasks, ...) lives in one ``ctl`` channel: LangGraph's per-step cost
+    grows with the number of channels, and these always change together.
+    """
 
     input: dict[str, Any]
     task: dict[str, Any]
-    plan: list[str]
-    cursor: int
     board: dict[str, Any]
     results: Annotated[dict[str, Any], _merge]
     gates: Annotated[list[dict[str, Any]], operator.add]
     spent: Annotated[list[dict[str, Any]], operator.add]
-    attempts: dict[str, int]
-    feedback: dict[str, str]
-    replans: int
-    steps: int
-    fingerprints: list[str]
-    history: list[str]
-    pending: list[dict[str, Any]]
-    retry_members: list[str]
-    next: str
+    ctl: dict[str, Any]
     outcome: dict[str, Any]
     result: dict[str, Any]
-    started: float
+
+
+# Keys the coordinator steps read and write as if they were channels; stored in ``ctl``.
+_CTL = frozenset(
+    {
+        "plan",
+        "cursor",
+        "attempts",
+        "feedback",
+        "replans",
+        "steps",
+        "fingerprints",
+        "history",
+        "pending",
+        "retry_members",
+        "next",
+        "started",
+    }
+)
+
+
+def _flat(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The state as the coordinator steps see it: ``ctl`` keys at the top level."""
+    ctl = state.get("ctl")
+    return {**state, **ctl} if ctl else dict(state)
+
+
+def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` with its bookkeeping keys folded into one new ``ctl`` value."""
+    out: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    for key, value in update.items():
+        if key in _CTL:
+            changed[key] = value.value if isinstance(value, Overwrite) else value
+        else:
+            out[key] = value
+    if changed:
+        out["ctl"] = {**{k: state[k] for k in _CTL if k in state}, **changed}
+    return out
 
 
 class SpecialistState(TypedDict, total=False):
@@ -195,18 +228,20 @@ def _advance(
     view = _apply(state, update)
     nxt = view.get("next", "finish")
     if nxt == "finish":
-        return Command(update=_combine(update, steps.finish(role, view)), goto=END)
+        return Command(update=_pack(state, _combine(update, steps.finish(role, view))), goto=END)
+    packed = _pack(state, update)
     if nxt == "plan":
-        return Command(update=update, goto="plan")
+        return Command(update=packed, goto="plan")
     pending: list[dict[str, Any]] = view["pending"]
     if pending and pending[0]["node"] in sent:
-        return Command(update=update, goto=[Send(p["node"], {"task": p["task"]}) for p in pending])
-    return Command(update=update, goto=pending[0]["node"])
+        return Command(update=packed, goto=[Send(p["node"], {"task": p["task"]}) for p in pending])
+    return Command(update=packed, goto=pending[0]["node"])
 
 
 def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[Any]]:
     def plan(state: CoordinatorState) -> Command[Any]:
-        return _advance(role, state, steps.plan(role, state, None), sent)
+        flat = _flat(state)
+        return _advance(role, flat, steps.plan(role, flat, None), sent)
 
     return plan
 
@@ -217,7 +252,8 @@ def _bind_join(
     group, _ = unwrap(stage)
     runner = _agent_runner(settings)
 
-    def join(state: CoordinatorState) -> Command[Any]:
+    def join(raw: CoordinatorState) -> Command[Any]:
+        state = _flat(raw)
         fresh = steps.join(group, state, runner) if group.resolver is not None else {}
         judged = steps.gate(role, stage, _apply(state, fresh))
         return _advance(role, state, _combine(fresh, judged), sent)
@@ -232,7 +268,8 @@ def _stage_node(
     agent, _ = unwrap(stage)
     run_agent = _agent_call(agent, settings)
 
-    def run_stage(state: Mapping[str, Any], config: RunnableConfig | None) -> Command[Any]:
+    def run_stage(raw: Mapping[str, Any], config: RunnableConfig | None) -> Command[Any]:
+        state: Mapping[str, Any] = _flat(raw)
         before: dict[str, Any] = {}
         if "plan" not in state or state.get("result") is not None:
             # Entered from START on a new task: plan here, and hand over if the

@@ -224,12 +224,7 @@ def _ask_model(
 ) -> BaseModel:
     out_name = spec.output.__name__
     bound = _bound(spec, model)
-    messages: list[BaseMessage] = [
-        SystemMessage(
-            f"{spec.prompt}\n\nGive your final answer by calling the tool '{out_name}'.".strip()
-        ),
-        HumanMessage(_task_text(task, payload)),
-    ]
+    messages: list[BaseMessage] = [_system(spec), HumanMessage(_task_text(task, payload))]
     invalid = 0
     for _ in range(spec.max_tool_rounds + spec.max_output_retries):
         ai = _invoke(bound, messages, model, spec, task, usage)
@@ -268,6 +263,18 @@ def _ask_model(
 
 
 _BOUND: dict[tuple[int, str], tuple[BaseChatModel, Any]] = {}
+_SYSTEM: dict[int, tuple[Specialist[Any, Any], SystemMessage]] = {}
+
+
+def _system(spec: Specialist[Any, Any]) -> SystemMessage:
+    """The agent's system message, built once per agent (messages are never mutated)."""
+    entry = _SYSTEM.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        tool = spec.output.__name__
+        text = f"{spec.prompt}\n\nGive your final answer by calling the tool '{tool}'."
+        entry = (spec, SystemMessage(text.strip()))
+        _SYSTEM[id(spec)] = entry
+    return entry[1]
 
 
 def _bound(spec: Specialist[Any, Any], model: BaseChatModel) -> Any:
