@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Available = dict[str, tuple[Any, str]]  # field -> (annotation, producer)
 
 
-_STEP: list[type] = []  # agentmesh.stages.Step, imported on first use (stages imports us)
+_STEP: list[Any] = []  # agentmesh.stages.Step, imported on first use (stages imports us)
 
 
 def unwrap(stage: Any) -> tuple[Any, Any]:
