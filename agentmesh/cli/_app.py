@@ -1,4 +1,4 @@
-"""Typer application: ``run``, ``graph show``, ``bench`` and ``--version``."""
+"""Typer application: ``run``, ``graph show``, ``bench`` (``bench context``) and ``--version``."""
 
 from __future__ import annotations
 
@@ -170,20 +170,46 @@ def graph_show(
         err.print(f"wrote {png}")
 
 
-@app.command("bench")
+bench_app = typer.Typer()
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback(invoke_without_command=True)
 def bench_cmd(
+    ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     tasks: Annotated[int, typer.Option(min=1, help="Tasks per measurement.")] = 200,
     repeats: Annotated[int, typer.Option(min=1, help="Measurements (median is reported).")] = 5,
 ) -> None:
     """Measure agentmesh's overhead against raw LangGraph and langgraph-supervisor."""
+    if ctx.invoked_subcommand is not None:
+        return
     from agentmesh.bench import run_benchmark
 
-    result: dict[str, Any] = run_benchmark(tasks=tasks, repeats=repeats)
+    _print_bench(run_benchmark(tasks=tasks, repeats=repeats), json_out, "agentmesh bench")
+
+
+@bench_app.command("context")
+def bench_context_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    steps: Annotated[int, typer.Option(min=1, help="Tool rounds of the agent.")] = 200,
+    max_tokens: Annotated[int, typer.Option(min=200, help="The context's token budget.")] = 4000,
+) -> None:
+    """Prompt tokens per step of a long tool loop, with and without a context budget."""
+    from agentmesh.bench._context import run_context_bench
+    from agentmesh.memory.context import ContextBudget
+
+    result = run_context_bench(steps, budget=ContextBudget(max_tokens=max_tokens))
+    if not json_out:
+        result.pop("curves")
+    _print_bench(result, json_out, "agentmesh bench context")
+
+
+def _print_bench(result: dict[str, Any], json_out: bool, title: str) -> None:
     if json_out:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title="agentmesh bench")
+    table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.items():
