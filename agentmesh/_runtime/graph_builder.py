@@ -15,7 +15,6 @@ and gates the group.
 
 from __future__ import annotations
 
-import operator
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -54,14 +53,16 @@ class CoordinatorState(TypedDict, total=False):
     The coordinator's own bookkeeping (plan, cursor, attempts, loop fingerprints,
     pending tasks, ...) lives in one ``ctl`` channel: LangGraph's per-step cost
     grows with the number of channels, and these always change together.
+    ``results`` is the one channel parallel members write at once (a reducer);
+    ``gates`` and ``spent`` have one writer per step, which appends in code.
     """
 
     input: dict[str, Any]
     task: dict[str, Any]
     board: dict[str, Any]
     results: Annotated[dict[str, Any], _merge]
-    gates: Annotated[list[dict[str, Any]], operator.add]
-    spent: Annotated[list[dict[str, Any]], operator.add]
+    gates: list[dict[str, Any]]
+    spent: list[dict[str, Any]]
     ctl: dict[str, Any]
     outcome: dict[str, Any]
     result: dict[str, Any]
@@ -99,6 +100,9 @@ def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
     for key, value in update.items():
         if key in _CTL:
             changed[key] = value.value if isinstance(value, Overwrite) else value
+        elif key in _APPENDED:
+            prior = () if isinstance(value, Overwrite) else state.get(key, ())
+            out[key] = [*prior, *(value.value if isinstance(value, Overwrite) else value)]
         else:
             out[key] = value
     if changed:
@@ -254,7 +258,12 @@ def _bind_join(
 
     def join(raw: CoordinatorState) -> Command[Any]:
         state = _flat(raw)
-        fresh = steps.join(group, state, runner) if group.resolver is not None else {}
+        # Members write only their results (at once); their usage is counted here.
+        ran = [p["node"] for p in state.get("pending") or []]
+        results = state.get("results") or {}
+        fresh: dict[str, Any] = {"spent": [results[n]["usage"] for n in ran if n in results]}
+        if group.resolver is not None:
+            fresh = _combine(fresh, steps.join(group, state, runner))
         judged = steps.gate(role, stage, _apply(state, fresh))
         return _advance(role, state, _combine(fresh, judged), sent)
 
@@ -305,12 +314,14 @@ def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]
     if isinstance(agent, Specialist):
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
-            return _result_update(agent.name, run_agent(payload["task"], None))
+            result = run_agent(payload["task"], None)
+            return {"results": {agent.name: result.model_dump(mode="json")}}
 
         return leaf
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return _result_update(agent.name, run_agent(payload["task"], config))
+        result = run_agent(payload["task"], config)
+        return {"results": {agent.name: result.model_dump(mode="json")}}
 
     return node
 
