@@ -143,6 +143,11 @@ def span(
         )
 
 
+def tracing() -> bool:
+    """Whether the current run records spans (skip building them when it does not)."""
+    return not isinstance(current_context().tracer, NullTracer)
+
+
 def record_span(record: SpanRecord) -> None:
     """Send a finished span to the current tracer; tracing never fails a run."""
     tracer = current_context().tracer

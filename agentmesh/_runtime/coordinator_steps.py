@@ -15,7 +15,7 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime.context import record_span, span
+from agentmesh._runtime.context import record_span, span, tracing
 from agentmesh._runtime.dataflow import members, produced_fields, stage_name, unwrap
 from agentmesh.gates import DEFAULT_GATE, Gate
 from agentmesh.messages import (
@@ -157,7 +157,7 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             f"step cap: {role.name} reached max_steps={role.max_steps}",
             decision_point=f"{role.name}/{name}",
         )
-    parent: TaskMessage[Any] = TaskMessage.model_validate(state["task"])
+    parent: Mapping[str, Any] = state["task"]
     feedback = state.get("feedback", {}).get(name)
     attempts = dict(state.get("attempts", {}))
     attempts[name] = attempts.get(name, 0) + 1
@@ -168,20 +168,22 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     for agent in members(stage):
         if retry_only and agent.name not in retry_only:
             continue
-        payload = _input_for(agent.input, board)
-        task: TaskMessage[Any] = TaskMessage(
-            parent_id=parent.task_id,
-            run_id=parent.run_id,
-            sender=role.name,
-            recipient=agent.name,
-            goal=(step.goal if step else "") or agent.description or parent.goal,
-            payload=payload,
-            constraints=parent.constraints,
-            deadline=parent.deadline,
-            feedback=feedback,
-            attempt=attempts[name],
-        )
-        pending.append({"node": agent.name, "task": task.model_dump(mode="json")})
+        # The envelope in its JSON form (TaskMessage's fields, in order): the
+        # parent's fields are already valid, so nothing here needs validating.
+        task = {
+            "task_id": new_id(),
+            "parent_id": parent["task_id"],
+            "run_id": parent.get("run_id"),
+            "sender": role.name,
+            "recipient": agent.name,
+            "goal": (step.goal if step else "") or agent.description or parent.get("goal", ""),
+            "payload": _input_for(agent.input, board),
+            "constraints": parent.get("constraints") or {},
+            "deadline": parent.get("deadline"),
+            "feedback": feedback,
+            "attempt": attempts[name],
+        }
+        pending.append({"node": agent.name, "task": task})
     fingerprint = _fingerprint(name, pending, feedback, state.get("results", {}).get(name))
     fingerprints = list(state.get("fingerprints", []))
     if fingerprint in fingerprints:
@@ -254,8 +256,17 @@ def _end(
 # -- gate ---------------------------------------------------------------------------------
 
 
-def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Judge the stage that just ran and decide the next hop."""
+def gate(
+    role: Lead[Any, Any],
+    stage: Any,
+    state: Mapping[str, Any],
+    fresh: Mapping[str, ResultMessage[Any]] | None = None,
+) -> dict[str, Any]:
+    """Judge the stage that just ran and decide the next hop.
+
+    ``fresh`` holds result envelopes the caller already has as objects (by
+    agent name), so they are not validated again from their JSON form.
+    """
     agent, step = unwrap(stage)
     name = stage_name(stage)
     the_gate: Gate = (step.gate if step else None) or agent.gate or DEFAULT_GATE
@@ -267,7 +278,8 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
     dumped: list[dict[str, Any]] = []
     passed: dict[str, BaseModel] = {}
     for judged_name, schema, raw in judged:
-        result: ResultMessage[Any] = ResultMessage.model_validate(raw)
+        known = fresh.get(judged_name) if fresh else None
+        result: ResultMessage[Any] = known or ResultMessage.model_validate(raw)
         decision, typed = the_gate.evaluate(
             stage=judged_name, result=result, schema=schema, board=board, attempt=attempt
         )
@@ -282,10 +294,10 @@ def gate(role: Lead[Any, Any], stage: Any, state: Mapping[str, Any]) -> dict[str
     reasons = [r for d in decisions for r in d.reasons]
     if action is GateAction.PASS:
         # Same precedence as the build-time check: fields win over whole-output aliases.
-        for judged_name, typed in passed.items():
-            board[judged_name] = typed.model_dump(mode="json")
-        for typed in passed.values():
-            board.update(typed.model_dump(mode="json"))
+        outputs = {n: typed.model_dump(mode="json") for n, typed in passed.items()}
+        board.update(outputs)
+        for output in outputs.values():
+            board.update(output)
         feedback.pop(name, None)
         view = {
             **state,
@@ -481,15 +493,16 @@ def join(
 
 
 def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
-    """Build the coordinator's result envelope and its terminal outcome."""
+    """Build the coordinator's result envelope and its terminal outcome.
+
+    Children's results are read in their JSON form (they were validated when
+    they were gated); the envelope is built in JSON form too.
+    """
     task = state.get("task") or {}
     outcome = dict(
         state.get("outcome") or {"status": RunStatus.COMPLETED.value, "reason": "completed"}
     )
-    children: list[ResultMessage[Any]] = [
-        ResultMessage.model_validate(r) for r in state.get("results", {}).values()
-    ]
-    usage = sum((Usage.model_validate(u) for u in state.get("spent", [])), Usage())
+    children: list[Mapping[str, Any]] = list(state.get("results", {}).values())
     output: Any = None
     if outcome["status"] == RunStatus.COMPLETED.value:
         try:
@@ -505,25 +518,44 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         RunStatus.HALTED.value: ResultStatus.HALTED,
     }.get(outcome["status"], ResultStatus.FAILED)
     started = state.get("started") or time.time()
-    usage = usage.model_copy(update={"latency_s": time.time() - started})
+    usage = _total_usage(state.get("spent", []), latency_s=time.time() - started)
     escalation = outcome.get("escalation")
-    result: ResultMessage[Any] = ResultMessage(
-        task_id=task.get("task_id", new_id()),
-        agent=role.name,
-        status=status,
-        output=output,
-        confidence=min(
-            (c.confidence for c in children if c.status is ResultStatus.OK), default=1.0
-        ),
-        evidence=[c.summary for c in children if c.summary][:20],
-        usage=usage,
-        degraded=any(c.degraded for c in children),
-        summary=_summary(role, outcome, children),
-        error=outcome["reason"] if status in (ResultStatus.FAILED, ResultStatus.HALTED) else None,
-        escalation=EscalationMessage.model_validate(escalation) if escalation else None,
-    )
+    ok = ResultStatus.OK.value
+    result: dict[str, Any] = {
+        "task_id": task.get("task_id") or new_id(),
+        "agent": role.name,
+        "status": status.value,
+        "output": output,
+        "confidence": min((c["confidence"] for c in children if c["status"] == ok), default=1.0),
+        "evidence": [c["summary"] for c in children if c.get("summary")][:20],
+        "usage": usage,
+        "summary": _summary(role, outcome, children),
+        "layer": None,
+        "served_by": "",
+        "degraded": any(c.get("degraded") for c in children),
+        "error": outcome["reason"]
+        if status in (ResultStatus.FAILED, ResultStatus.HALTED)
+        else None,
+        "escalation": EscalationMessage.model_validate(escalation).model_dump(mode="json")
+        if escalation
+        else None,
+    }
     _trace_role(role, state, result, started)
-    return {"result": result.model_dump(mode="json"), "outcome": outcome}
+    return {"result": result, "outcome": outcome}
+
+
+_USAGE_FIELDS = ("input_tokens", "output_tokens", "model_calls", "tool_calls", "cost_usd")
+
+
+def _total_usage(spent: list[Mapping[str, Any]], *, latency_s: float) -> dict[str, Any]:
+    """The sum of ``spent`` usage dicts, in ``Usage``'s JSON form."""
+    total: dict[str, Any] = dict.fromkeys(_USAGE_FIELDS, 0)
+    for item in spent:
+        for key in _USAGE_FIELDS:
+            total[key] += item.get(key, 0)
+    total["cost_usd"] = round(float(total["cost_usd"]), 8)
+    total["latency_s"] = latency_s
+    return total
 
 
 def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
@@ -541,9 +573,11 @@ def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
 
 
 def _summary(
-    role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[ResultMessage[Any]]
+    role: Lead[Any, Any], outcome: Mapping[str, Any], children: list[Mapping[str, Any]]
 ) -> str:
-    parts = [f"{c.agent} {c.status.value}{' (degraded)' if c.degraded else ''}" for c in children]
+    parts = [
+        f"{c['agent']} {c['status']}{' (degraded)' if c.get('degraded') else ''}" for c in children
+    ]
     head = f"{role.name} {outcome['status']}"
     if outcome["status"] != RunStatus.COMPLETED.value:
         head += f" ({outcome['reason']})"
@@ -551,12 +585,15 @@ def _summary(
 
 
 def _trace_role(
-    role: Lead[Any, Any], state: Mapping[str, Any], result: ResultMessage[Any], started: float
+    role: Lead[Any, Any], state: Mapping[str, Any], result: Mapping[str, Any], started: float
 ) -> None:
+    if not tracing():
+        return
     task = state.get("task") or {}
+    usage = result["usage"]
     record_span(
         SpanRecord(
-            span_id=result.task_id,
+            span_id=result["task_id"],
             parent_id=task.get("parent_id"),
             run_id=task.get("run_id") or "unknown",
             kind=SpanKind.RUN if task.get("parent_id") is None else SpanKind.ROLE,
@@ -564,17 +601,17 @@ def _trace_role(
             start=started,
             end=time.time(),
             input=task.get("payload"),
-            output=result.output,
-            status="ok" if result.status is ResultStatus.OK else "error",
-            error=result.error,
+            output=result["output"],
+            status="ok" if result["status"] == ResultStatus.OK.value else "error",
+            error=result["error"],
             attributes={
                 "agent": role.name,
                 "role": role.kind,
-                "status": result.status,
-                "confidence": result.confidence,
-                "input_tokens": result.usage.input_tokens,
-                "output_tokens": result.usage.output_tokens,
-                "cost_usd": result.usage.cost_usd,
+                "status": ResultStatus(result["status"]),
+                "confidence": result["confidence"],
+                "input_tokens": usage["input_tokens"],
+                "output_tokens": usage["output_tokens"],
+                "cost_usd": usage["cost_usd"],
             },
         )
     )

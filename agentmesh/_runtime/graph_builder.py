@@ -291,7 +291,7 @@ def _stage_node(
             state = view
         result = run_agent(state["pending"][0]["task"], config)
         fresh = _result_update(agent.name, result)
-        judged = steps.gate(role, stage, _apply(state, fresh))
+        judged = steps.gate(role, stage, _apply(state, fresh), {agent.name: result})
         return _advance(role, state, _combine(before, _combine(fresh, judged)), sent)
 
     if isinstance(agent, Specialist):
