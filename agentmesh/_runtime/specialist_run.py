@@ -61,9 +61,9 @@ def run_specialist(
         attributes=attrs,
     ) as sp:
         result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
-        result = result.model_copy(
-            update={"usage": usage.total(time.perf_counter() - started), "layer": spec.layer}
-        )
+        # The envelope is ours and not yet shared: set the last fields in place.
+        result.usage = usage.total(time.perf_counter() - started)
+        result.layer = Layer(spec.layer)
         sp.output = result.output
         sp.status = "ok" if result.status is ResultStatus.OK else "error"
         sp.error = result.error
@@ -143,6 +143,17 @@ def _attempt(
         return failed(f"{type(exc).__name__}: {exc}")
 
 
+_TAKES_CTX: dict[Any, bool] = {}
+
+
+def _takes_ctx(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts the agent context as a second argument (looked up once)."""
+    takes = _TAKES_CTX.get(fn)
+    if takes is None:
+        takes = _TAKES_CTX[fn] = len(inspect.signature(fn).parameters) > 1
+    return takes
+
+
 def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> ResultMessage[Any]:
     reason = f"offline: no model configured for layer '{spec.layer}' and no fallback"
     return ResultMessage(
@@ -168,8 +179,7 @@ def _from_code(
     *,
     served_by: str,
 ) -> _Produced:
-    takes_ctx = len(inspect.signature(fn).parameters) > 1
-    value = fn(payload, actx) if takes_ctx else fn(payload)
+    value = fn(payload, actx) if _takes_ctx(fn) else fn(payload)
     if isinstance(value, Answer):
         return _Produced(
             output=output.model_validate(value.value),
