@@ -400,6 +400,19 @@ def _trace_gate(
     result: ResultMessage[Any],
     state: Mapping[str, Any],
 ) -> None:
+    if tracing():
+        _gate_span(decision, payload, result, state)
+    # Outside a graph stream (a node called directly) there is no writer.
+    with contextlib.suppress(RuntimeError):
+        get_stream_writer()({"gate": payload})
+
+
+def _gate_span(
+    decision: GateDecision,
+    payload: dict[str, Any],
+    result: ResultMessage[Any],
+    state: Mapping[str, Any],
+) -> None:
     task = state.get("task") or {}
     with span(
         SpanKind.GATE,
@@ -414,9 +427,6 @@ def _trace_gate(
         },
     ) as sp:
         sp.output = payload
-    # Outside a graph stream (a node called directly) there is no writer.
-    with contextlib.suppress(RuntimeError):
-        get_stream_writer()({"gate": payload})
 
 
 # -- join ---------------------------------------------------------------------------------

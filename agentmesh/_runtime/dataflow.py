@@ -40,10 +40,9 @@ def unwrap(stage: Any) -> tuple[Any, Any]:
 
 def members(stage: Any) -> tuple[Agent, ...]:
     """The agents a stage runs."""
-    from agentmesh.stages import Parallel
-
     agent, _ = unwrap(stage)
-    return agent.members if isinstance(agent, Parallel) else (agent,)
+    group: tuple[Agent, ...] | None = getattr(agent, "members", None)  # a Parallel group
+    return group if group is not None else (agent,)
 
 
 def stage_name(stage: Any) -> str:
