@@ -439,33 +439,35 @@ def join(
 ) -> dict[str, Any]:
     """Resolve parallel peers into one result for the group."""
     assert group.resolver is not None
-    parent: TaskMessage[Any] = TaskMessage.model_validate(state["task"])
+    task: Mapping[str, Any] = state["task"]
     peers: list[PeerOutcome] = []
     usage = Usage()
     for m in group.members:
         raw = state.get("results", {}).get(m.name)
         if raw is None:
             continue
-        res: ResultMessage[Any] = ResultMessage.model_validate(raw)
-        usage = usage + res.usage
+        # Members' envelopes were built by the runtime: read them, don't re-validate.
+        usage = usage + Usage.model_validate(raw["usage"])
         output = None
-        if res.status is ResultStatus.OK:
+        if raw["status"] == ResultStatus.OK.value:
             try:
-                output = m.output.model_validate(res.output)
+                output = m.output.model_validate(raw["output"])
             except ValidationError:
                 output = None
-        peers.append(PeerOutcome(agent=m.name, output=output, confidence=res.confidence))
+        peers.append(PeerOutcome(agent=m.name, output=output, confidence=raw["confidence"]))
+
+    def reconcile(agent: Any, payload: BaseModel) -> ResultMessage[Any]:
+        return runner(agent, payload, TaskMessage.model_validate(task))
+
     with span(
         SpanKind.RESOLUTION,
         f"join_{group.name}",
-        run_id=parent.run_id,
-        parent_id=parent.task_id,
+        run_id=task.get("run_id"),
+        parent_id=task.get("task_id"),
         input=[p.agent for p in peers],
         attributes={"strategy": group.resolver.name},
     ) as sp:
-        resolution = group.resolver.resolve(
-            peers, group.output, lambda agent, payload: runner(agent, payload, parent)
-        )
+        resolution = group.resolver.resolve(peers, group.output, reconcile)
         sp.output = {
             "rationale": resolution.rationale,
             "disagreements": dict(resolution.disagreements),

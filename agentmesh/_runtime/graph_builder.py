@@ -334,7 +334,7 @@ def _agent_call(
         model = _model_for(agent, settings)
 
         def run_leaf(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
-            task: TaskMessage[Any] = TaskMessage.model_validate(task_json)
+            task: TaskMessage[Any] = _task_from(task_json)
             return run_specialist(agent, task, model=model, ctx=current_context())
 
         return run_leaf
@@ -349,6 +349,16 @@ def _agent_call(
         return result
 
     return run_child
+
+
+def _task_from(task_json: Mapping[str, Any]) -> TaskMessage[Any]:
+    """The envelope a coordinator dispatched (complete and valid by construction)."""
+    if task_json.keys() == _TASK_FIELDS and task_json["deadline"] is None:
+        return TaskMessage.model_construct(**task_json)
+    return TaskMessage.model_validate(task_json)
+
+
+_TASK_FIELDS = TaskMessage.model_fields.keys()
 
 
 def _result_update(name: str, result: ResultMessage[Any]) -> dict[str, Any]:

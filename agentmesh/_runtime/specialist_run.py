@@ -126,14 +126,15 @@ def _attempt(
             produced.evidence.append(f"offline: no model configured for layer {spec.layer}")
         else:
             produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
+        output = produced.output.model_dump(mode="json")
         return ResultMessage(
             task_id=task.task_id,
             agent=spec.name,
             status=ResultStatus.OK,
-            output=produced.output.model_dump(mode="json"),
+            output=output,
             confidence=produced.confidence,
             evidence=produced.evidence,
-            summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
+            summary=produced.summary or f"{spec.name}: {_describe(output)}",
             served_by=produced.served_by,
             degraded=produced.degraded,
         )
@@ -426,8 +427,8 @@ def _short(exc: Exception) -> str:
     return str(exc)[:500]
 
 
-def _describe(output: BaseModel) -> str:
-    text = output.model_dump_json()
+def _describe(output: Any) -> str:
+    text = json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str)
     return text if len(text) <= 160 else text[:157] + "..."
 
 
