@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from agentmesh.cards import AgentCard, CardSet, load_cards
+from agentmesh.controls import Budget, Controls
 from agentmesh.errors import (
     AgentMeshError,
     BudgetExhaustedError,
@@ -105,6 +106,8 @@ __all__ = [
     "Resolver",
     "Vote",
     # running
+    "Budget",
+    "Controls",
     "HumanRequest",
     "RunResult",
     "Settings",

@@ -78,6 +78,11 @@ class TaskMessage(BaseModel, Generic[PayloadT]):
         default=None, description="Why a previous attempt was rejected (set on retries)."
     )
     attempt: int = 1
+    scope: str = Field(
+        default="",
+        description="Path of agents from the top role to the recipient ('' for the top "
+        "role): names the budget envelope and the kill-switch scopes that cover the task.",
+    )
 
 
 class EscalationMessage(BaseModel):

@@ -48,7 +48,9 @@ def _init_model(ref: str, settings: Settings) -> BaseChatModel:
         raise ModelConfigError(
             f"model reference {ref!r}: expected 'provider:model', for example 'openai:gpt-4o-mini'"
         )
-    kwargs: dict[str, Any] = {"timeout": settings.model_timeout_s}
+    # agentmesh retries transient failures itself (backoff, Retry-After, breakers,
+    # budgets); an SDK retrying underneath would hide failures from the breaker.
+    kwargs: dict[str, Any] = {"timeout": settings.model_timeout_s, "max_retries": 0}
     if provider == "openai":
         if settings.openai_base_url:
             kwargs["base_url"] = settings.openai_base_url

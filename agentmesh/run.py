@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from langgraph.types import Command, Interrupt
@@ -10,7 +10,15 @@ from pydantic import BaseModel
 
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
-from agentmesh.errors import RunError
+from agentmesh._runtime.guard import RunGuard
+from agentmesh.controls._config import Controls
+from agentmesh.errors import (
+    BudgetExhaustedError,
+    ConfigError,
+    RunError,
+    RunKilledError,
+    RunStopped,
+)
 from agentmesh.messages import (
     EscalationMessage,
     GateDecision,
@@ -27,6 +35,9 @@ from agentmesh.types import RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from agentmesh.controls.alerts import Alert
+    from agentmesh.controls.budget import Budget
 
 __all__ = ["HumanRequest", "RunResult", "resume", "run"]
 
@@ -54,6 +65,10 @@ class RunResult(Generic[OutT]):
         human_requests: Pending interrupts (when awaiting a human).
         gates: Every gate decision of the top-level role.
         usage: Tokens, calls, cost and latency, children included.
+        partial: Results of the tasks that finished, by agent path (``lead/specialist``);
+            what a killed or budget-exhausted run had done before it stopped.
+        budget: Spent and caps per budget scope (when the run had a budget).
+        alerts: Cost alerts the run raised (period thresholds, baseline deviations).
     """
 
     run_id: str
@@ -66,6 +81,9 @@ class RunResult(Generic[OutT]):
     human_requests: list[HumanRequest] = field(default_factory=list)
     gates: list[GateDecision] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    partial: dict[str, ResultMessage[Any]] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def run(
@@ -79,6 +97,8 @@ def run(
     settings: Settings | None = None,
     tracer: Tracer | None = None,
     tools: ToolGateway | None = None,
+    controls: Controls | None = None,
+    budget: Budget | None = None,
 ) -> RunResult[Any]:
     """Run a compiled agentmesh graph to a terminal state.
 
@@ -94,6 +114,9 @@ def run(
         settings: Defaults to the environment.
         tracer: Defaults to Langfuse when configured.
         tools: The tool gateway; defaults to a fresh one.
+        controls: Budgets, timeouts, retries, breakers, caching and alerts;
+            ``Controls()`` (safe defaults, no caps) when omitted.
+        budget: Shorthand for ``Controls(budget=...)`` (hard caps for this run).
     """
     thread = thread_id or new_id()
     if input is None:
@@ -110,7 +133,8 @@ def run(
             constraints=dict(constraints or {}),
         )
         graph_input = {"task": task.model_dump(mode="json")}
-    return _invoke(graph, graph_input, thread, checkpointer, settings, tracer, tools)
+    controls = _controls(controls, budget)
+    return _invoke(graph, graph_input, thread, checkpointer, settings, tracer, tools, controls)
 
 
 def resume(
@@ -123,10 +147,25 @@ def resume(
     settings: Settings | None = None,
     tracer: Tracer | None = None,
     tools: ToolGateway | None = None,
+    controls: Controls | None = None,
+    budget: Budget | None = None,
 ) -> RunResult[Any]:
-    """Continue a paused run with a human's ``answer`` (or ``answers`` by request id)."""
+    """Continue a paused run with a human's ``answer`` (or ``answers`` by request id).
+
+    A run that was killed or stopped for its budget resumes with
+    ``run(graph, None, thread_id=...)`` once the switch is cleared.
+    """
     command: Command[Any] = Command(resume=dict(answers) if answers is not None else answer)
-    return _invoke(graph, command, thread_id, checkpointer, settings, tracer, tools)
+    controls = _controls(controls, budget)
+    return _invoke(graph, command, thread_id, checkpointer, settings, tracer, tools, controls)
+
+
+def _controls(controls: Controls | None, budget: Budget | None) -> Controls:
+    if budget is None:
+        return controls or Controls()
+    if controls is not None and controls.budget is not None:
+        raise ConfigError("give the budget once: as budget= or in Controls(budget=...)")
+    return replace(controls or Controls(), budget=budget)
 
 
 def _invoke(
@@ -137,6 +176,7 @@ def _invoke(
     settings: Settings | None,
     tracer: Tracer | None,
     tools: ToolGateway | None,
+    controls: Controls,
 ) -> RunResult[Any]:
     settings = settings or Settings.from_env()
     role = role_of(graph)
@@ -144,11 +184,18 @@ def _invoke(
         checkpointer = build_checkpointer(settings)
     if checkpointer is not None:
         graph = graph.copy(update={"checkpointer": checkpointer})
+    guard = RunGuard(
+        controls=controls,
+        settings=settings,
+        run_id=thread,
+        workflow=getattr(role, "name", "graph"),
+    )
     ctx = RunContext(
         settings=settings,
         tracer=tracer or build_tracer(settings),
         gateway=tools or ToolGateway(),
         run_id=thread,
+        guard=guard,
     )
     config = {"configurable": {"thread_id": thread}}
     if graph_input is None and not graph.get_state(config).values:
@@ -157,8 +204,39 @@ def _invoke(
         # "sync" writes each checkpoint before the next step starts, so a hard
         # crash never loses a finished step (the default "async" can).
         durability = "sync" if graph.checkpointer is not None else None
-        state = graph.invoke(graph_input, config, durability=durability)
-    return _result(role, thread, state)
+        try:
+            state = graph.invoke(graph_input, config, durability=durability)
+        except RunStopped as stop:
+            return _stopped(thread, stop, guard)
+    result = _result(role, thread, state)
+    alerts = guard.finish()
+    if guard.envelope is not None or alerts:
+        result = replace(result, budget=guard.snapshot(), alerts=alerts)
+    return result
+
+
+def _stopped(thread: str, stop: RunStopped, guard: RunGuard) -> RunResult[Any]:
+    """The typed end of a run that a control stopped, with what it had done."""
+    if isinstance(stop, BudgetExhaustedError):
+        status = RunStatus.BUDGET_EXHAUSTED
+    elif isinstance(stop, RunKilledError):
+        status = RunStatus.KILLED
+    else:
+        status = RunStatus.HALTED
+    partial = dict(guard.partial)
+    # A finished lead's usage already includes its specialists': count each once.
+    tops = [p for p in partial if not any(p.startswith(f"{q}/") for q in partial if q != p)]
+    usage = sum((partial[p].usage for p in tops), Usage())
+    return RunResult(
+        run_id=thread,
+        thread_id=thread,
+        status=status,
+        reason=str(stop),
+        partial=partial,
+        usage=usage,
+        budget=guard.snapshot(),
+        alerts=guard.finish(),
+    )
 
 
 def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:

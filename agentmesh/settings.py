@@ -25,6 +25,10 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"environment variable {name}={raw!r}: expected a number") from None
 
 
+def _optional_float(env: Mapping[str, str], name: str) -> float | None:
+    return _float(env, name, 0.0) if env.get(name) else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Runtime configuration.
@@ -43,6 +47,18 @@ class Settings:
         langfuse_base_url: Langfuse server URL.
         model_timeout_s: Timeout for one model request.
         trace_flush_timeout_s: The longest a run or process exit waits for traces.
+        redis_url: A Redis server shared by a fleet: when set, circuit breakers,
+            the kill switch and period budgets are shared through it.
+        kill_switch: Where kill switches live: a ``redis://`` URL, or empty for a
+            file in ``data_dir`` (defaults to ``redis_url``).
+        response_cache: ``off`` (default), ``memory``, ``sqlite`` or a ``redis://`` URL.
+        response_cache_ttl_s: How long a cached model response is reused.
+        tool_timeout_s: Timeout for one tool call.
+        max_output_tokens: Output tokens reserved for a model call whose model sets
+            no ``max_tokens`` of its own (budgets reserve the worst case).
+        daily_cost_usd: Hard cap on model spend per day across runs (alerts at 50%/80%).
+        weekly_cost_usd: The same per week.
+        alert_webhook_url: Budget and cost alerts are POSTed here as JSON.
     """
 
     data_dir: Path = Path(".agentmesh")
@@ -56,6 +72,15 @@ class Settings:
     langfuse_base_url: str | None = None
     model_timeout_s: float = 30.0
     trace_flush_timeout_s: float = 0.5
+    redis_url: str | None = None
+    kill_switch: str | None = None
+    response_cache: str = "off"
+    response_cache_ttl_s: float = 3600.0
+    tool_timeout_s: float = 30.0
+    max_output_tokens: int = 1024
+    daily_cost_usd: float | None = None
+    weekly_cost_usd: float | None = None
+    alert_webhook_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +98,15 @@ class Settings:
             langfuse_base_url=e.get("LANGFUSE_BASE_URL") or e.get("LANGFUSE_HOST") or None,
             model_timeout_s=_float(e, "AGENTMESH_MODEL_TIMEOUT_S", 30.0),
             trace_flush_timeout_s=_float(e, "AGENTMESH_TRACE_FLUSH_TIMEOUT_S", 0.5),
+            redis_url=e.get("AGENTMESH_REDIS_URL") or None,
+            kill_switch=e.get("AGENTMESH_KILL_SWITCH") or e.get("AGENTMESH_REDIS_URL") or None,
+            response_cache=e.get("AGENTMESH_RESPONSE_CACHE") or "off",
+            response_cache_ttl_s=_float(e, "AGENTMESH_RESPONSE_CACHE_TTL_S", 3600.0),
+            tool_timeout_s=_float(e, "AGENTMESH_TOOL_TIMEOUT_S", 30.0),
+            max_output_tokens=int(_float(e, "AGENTMESH_MAX_OUTPUT_TOKENS", 1024)),
+            daily_cost_usd=_optional_float(e, "AGENTMESH_DAILY_COST_USD"),
+            weekly_cost_usd=_optional_float(e, "AGENTMESH_WEEKLY_COST_USD"),
+            alert_webhook_url=e.get("AGENTMESH_ALERT_WEBHOOK_URL") or None,
         )
 
     @property

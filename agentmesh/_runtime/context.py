@@ -20,6 +20,7 @@ from agentmesh.tracing._base import NullTracer, SpanKind, SpanRecord, Tracer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from agentmesh._runtime.guard import RunGuard
     from agentmesh.tools import ToolGateway
 
 
@@ -32,6 +33,7 @@ class RunContext:
     gateway: ToolGateway
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
+    guard: RunGuard | None = None
 
 
 _current: ContextVar[RunContext | None] = ContextVar("agentmesh_run", default=None)

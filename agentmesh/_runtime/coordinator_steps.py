@@ -15,7 +15,7 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime.context import record_span, span, tracing
+from agentmesh._runtime.context import current_context, record_span, span, tracing
 from agentmesh._runtime.dataflow import members, produced_fields, stage_name, unwrap
 from agentmesh.gates import DEFAULT_GATE, Gate
 from agentmesh.messages import (
@@ -158,6 +158,7 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             decision_point=f"{role.name}/{name}",
         )
     parent: Mapping[str, Any] = state["task"]
+    scope: str = parent.get("scope") or ""
     feedback = state.get("feedback", {}).get(name)
     attempts = dict(state.get("attempts", {}))
     attempts[name] = attempts.get(name, 0) + 1
@@ -182,6 +183,7 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             "deadline": parent.get("deadline"),
             "feedback": feedback,
             "attempt": attempts[name],
+            "scope": f"{scope}/{agent.name}" if scope else agent.name,
         }
         pending.append({"node": agent.name, "task": task})
     fingerprint = _fingerprint(name, pending, feedback, state.get("results", {}).get(name))
@@ -330,6 +332,9 @@ def gate(
                     decision_point=f"{role.name}/{name}",
                 ),
             }
+        guard = current_context().guard
+        if guard is not None:
+            guard.on_replan(role.name)
         feedback["__plan__"] = f"stage '{name}' failed its gate: {'; '.join(reasons)}"
         return {
             **update,

@@ -289,7 +289,10 @@ def _stage_node(
             if view.get("next") != "dispatch" or pending[0]["node"] != agent.name:
                 return _advance(role, state, before, sent)
             state = view
-        result = run_agent(state["pending"][0]["task"], config)
+        task = state["pending"][0]["task"]
+        _at_node(agent.name, task)
+        result = run_agent(task, config)
+        _record(task, result)
         fresh = _result_update(agent.name, result)
         judged = steps.gate(role, stage, _apply(state, fresh), {agent.name: result})
         return _advance(role, state, _combine(before, _combine(fresh, judged)), sent)
@@ -314,13 +317,17 @@ def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]
     if isinstance(agent, Specialist):
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
+            _at_node(agent.name, payload["task"])
             result = run_agent(payload["task"], None)
+            _record(payload["task"], result)
             return {"results": {agent.name: result.model_dump(mode="json")}}
 
         return leaf
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        _at_node(agent.name, payload["task"])
         result = run_agent(payload["task"], config)
+        _record(payload["task"], result)
         return {"results": {agent.name: result.model_dump(mode="json")}}
 
     return node
@@ -349,6 +356,20 @@ def _agent_call(
         return result
 
     return run_child
+
+
+def _at_node(agent: str, task: Mapping[str, Any]) -> None:
+    """The run's controls before an agent's node runs (kill switch, step caps, clock)."""
+    guard = current_context().guard
+    if guard is not None:
+        guard.at_node(agent=agent, scope=task.get("scope") or "")
+
+
+def _record(task: Mapping[str, Any], result: ResultMessage[Any]) -> None:
+    """Keep a finished task's result for the run's partial results."""
+    guard = current_context().guard
+    if guard is not None:
+        guard.record(task.get("scope") or result.agent, result)
 
 
 def _task_from(task_json: Mapping[str, Any]) -> TaskMessage[Any]:

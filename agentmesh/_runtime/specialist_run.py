@@ -13,8 +13,8 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime.context import RunContext, span
-from agentmesh.errors import AgentMeshError, ModelOutputError
+from agentmesh._runtime.context import RunContext, current_context, span
+from agentmesh.errors import AgentMeshError, BudgetExhaustedError, ModelOutputError, RunStopped
 from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage
 from agentmesh.models import model_name
 from agentmesh.pricing import cost_usd
@@ -138,8 +138,8 @@ def _attempt(
             served_by=produced.served_by,
             degraded=produced.degraded,
         )
-    except GraphBubbleUp:
-        raise  # interrupts and other LangGraph control flow must reach the runtime
+    except (GraphBubbleUp, RunStopped):
+        raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:
         return failed(f"{type(exc).__name__}: {exc}")
 
@@ -153,6 +153,16 @@ def _takes_ctx(fn: Callable[..., Any]) -> bool:
     if takes is None:
         takes = _TAKES_CTX[fn] = len(inspect.signature(fn).parameters) > 1
     return takes
+
+
+def _degraded_model(ctx: RunContext, task: TaskMessage[Any]) -> BaseChatModel | None:
+    """The small-layer model to use instead, when the budget is under pressure."""
+    assert ctx.guard is not None
+    if not ctx.guard.should_degrade(task.scope):
+        return None
+    from agentmesh.models import resolve_model
+
+    return resolve_model(None, layer=Layer.SMALL_MODEL, settings=ctx.settings)
 
 
 def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> ResultMessage[Any]:
@@ -203,13 +213,38 @@ def _from_model_or_fallback(
     ctx: RunContext,
     usage: _UsageMeter,
 ) -> _Produced:
+    evidence: list[str] = []
+    if ctx.guard is not None and spec.layer == Layer.FRONTIER_MODEL:
+        cheaper = _degraded_model(ctx, task)
+        if cheaper is not None:
+            model = cheaper
+            evidence.append("budget pressure: routed to the small model layer")
     try:
         output = _ask_model(spec, model, payload, task, ctx, usage)
         return _Produced(
-            output=output, served_by=model_name(model), confidence=spec.confidence, evidence=[]
+            output=output,
+            served_by=model_name(model),
+            confidence=spec.confidence,
+            evidence=evidence,
+            degraded=bool(evidence),
         )
     except GraphBubbleUp:
         raise
+    except RunStopped as exc:
+        # A model call that cannot be afforded is not made; a deterministic
+        # fallback costs nothing, so it may still answer. Kills end the run.
+        if spec.fallback is None or not isinstance(exc, BudgetExhaustedError):
+            raise
+        produced = _from_code(
+            spec.fallback,
+            payload,
+            actx,
+            spec.output,
+            served_by=f"fallback:{_fn_name(spec.fallback)}",
+        )
+        produced.degraded = True
+        produced.evidence.append(f"over budget ({exc.scope}: {exc.limit})")
+        return produced
     except Exception as exc:
         if spec.fallback is None:
             raise
@@ -316,14 +351,39 @@ def _invoke(
         input=[m.content for m in messages],
         attributes=attrs,
     ) as sp:
-        ai = bound.invoke(messages)
-        if not isinstance(ai, AIMessage):
-            raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
-        meta = ai.usage_metadata
-        tokens_in = meta["input_tokens"] if meta else _estimate(messages)
-        tokens_out = meta["output_tokens"] if meta else _estimate([ai])
-        cost = cost_usd(name, tokens_in, tokens_out)
-        usage.add_call(tokens_in, tokens_out, cost)
+        guard = current_context().guard
+
+        def invoke() -> AIMessage:
+            ai = bound.invoke(messages)
+            if not isinstance(ai, AIMessage):
+                raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
+            return ai
+
+        if guard is None:
+            ai = invoke()
+            meta = ai.usage_metadata
+            tokens_in = meta["input_tokens"] if meta else _estimate(messages)
+            tokens_out = meta["output_tokens"] if meta else _estimate([ai])
+            cost = cost_usd(name, tokens_in, tokens_out)
+        else:
+            call = guard.call_model(
+                agent=spec.name,
+                scope=task.scope,
+                model=model,
+                name=name,
+                invoke=invoke,
+                messages=messages,
+                tools=[spec.output, *spec.allowed_tools.values()],
+            )
+            ai, tokens_in, tokens_out, cost = (
+                call.message,
+                call.input_tokens,
+                call.output_tokens,
+                call.cost_usd,
+            )
+            attrs["cache_hit"] = call.cache_hit
+        if tokens_in or tokens_out or cost or guard is None:
+            usage.add_call(tokens_in, tokens_out, cost)
         sp.output = ai.tool_calls or ai.content
         attrs.update(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
     return ai
@@ -352,9 +412,15 @@ def _call_tool(
     usage: _UsageMeter,
 ) -> Any:
     usage.tool_calls += 1
-    return ctx.gateway.execute(
-        name, args, agent=spec.name, allowed=spec.allowed_tools, run_id=task.run_id
-    )
+
+    def execute() -> Any:
+        return ctx.gateway.execute(
+            name, args, agent=spec.name, allowed=spec.allowed_tools, run_id=task.run_id
+        )
+
+    if ctx.guard is None or name not in spec.allowed_tools:
+        return execute()  # a refused tool is refused at once, never retried
+    return ctx.guard.call_tool(name=name, call=execute)
 
 
 def _ask_human(spec: Specialist[Any, Any], task: TaskMessage[Any], payload: BaseModel) -> _Produced:

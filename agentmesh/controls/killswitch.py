@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from agentmesh.errors import ConfigError, MissingExtraError, RunKilledError, TransientError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Iterator
+    from collections.abc import Callable, Hashable, Iterator, Sequence
 
     from agentmesh.settings import Settings
 
@@ -181,11 +181,18 @@ class KillSwitch:
         return sorted(self.store.active().values(), key=lambda r: (r.at, r.scope))
 
     def check(
-        self, *, workflow: str | None, agent: str | None = None, run_id: str | None = None
+        self,
+        *,
+        workflow: str | None,
+        agent: str | None = None,
+        agents: Sequence[str] = (),
+        run_id: str | None = None,
     ) -> None:
         """Raise if a switch covers this step; costs microseconds when nothing changed.
 
-        Scopes are checked broadest first: ``all``, then the workflow, then the agent.
+        Scopes are checked broadest first: ``all``, then the workflow, then the agent
+        (and each of ``agents``: the roles above the step, so killing a lead stops
+        the specialists it runs).
 
         Raises:
             RunKilledError: A switch covering ``workflow`` or ``agent`` is set.
@@ -199,7 +206,7 @@ class KillSwitch:
             self._seen = (token, records)
         if not records:
             return
-        for scope in _covering(workflow, agent):
+        for scope in _covering(workflow, agent, agents):
             record = records.get(scope)
             if record is not None:
                 raise RunKilledError(
@@ -217,12 +224,14 @@ class _Unseen:
 _UNSEEN = _Unseen()
 
 
-def _covering(workflow: str | None, agent: str | None) -> Iterator[str]:
+def _covering(workflow: str | None, agent: str | None, agents: Sequence[str]) -> Iterator[str]:
     yield ALL
     if workflow is not None:
         yield f"workflow:{workflow}"
     if agent is not None:
         yield f"agent:{agent}"
+    for name in agents:
+        yield f"agent:{name}"
 
 
 # -- file store ----------------------------------------------------------------------------

@@ -82,7 +82,7 @@ _ENCODING_FILES = {
     "r50k_base": "r50k_base",
 }
 _BLOB_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-_LOADED: dict[str, _Encoding] = {}
+_LOADED: dict[str, _Encoding | None] = {}
 _LOCK = threading.Lock()
 
 
@@ -109,6 +109,8 @@ def _cached_encoding(name: str) -> _Encoding | None:
     with _LOCK:
         if name in _LOADED:
             return _LOADED[name]
+        # A miss is remembered too: this runs before every model call.
+        _LOADED[name] = None
         file = _ENCODING_FILES.get(name)
         cache = _tiktoken_cache_dir()
         if file is None or cache is None:

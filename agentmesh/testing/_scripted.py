@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
@@ -44,6 +44,10 @@ class ScriptedChatModel(BaseChatModel):
         tokens_per_answer: Output tokens reported per answer (``None``: estimate).
     """
 
+    # Answers come from memory, never from I/O, so calls run inline without the
+    # watchdog thread that bounds clients lacking a timeout of their own (see
+    # agentmesh._runtime.guard). Hang tests use FakeOpenAIServer and ChatOpenAI.
+    agentmesh_in_process: ClassVar[bool] = True
     script: list[Any] = Field(default_factory=list)
     respond: Responder | None = None
     price_as: str = "gpt-4o-mini"

@@ -53,6 +53,8 @@ EXPECTED_ALL = {
     "Resolver",
     "Vote",
     # running
+    "Budget",
+    "Controls",
     "HumanRequest",
     "RunResult",
     "Settings",
