@@ -13,9 +13,11 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 from langchain_core.tools import tool as as_tool
+from langgraph.errors import GraphBubbleUp
 
 from agentmesh._runtime.context import span
-from agentmesh.errors import ToolError, ToolPermissionError
+from agentmesh.controls.classify import classify
+from agentmesh.errors import RunStopped, ToolError, ToolPermissionError
 from agentmesh.tracing._base import SpanKind
 
 __all__ = ["ToolCallRecord", "ToolGateway", "to_tool"]
@@ -79,6 +81,7 @@ class ToolGateway:
 
         Raises:
             ToolPermissionError: ``agent`` did not declare ``name``.
+            TransientError: The tool failed in a way worth retrying.
             ToolError: The tool raised.
         """
         started = time.perf_counter()
@@ -96,8 +99,17 @@ class ToolGateway:
         ) as sp:
             try:
                 result = tool.invoke(dict(args))
+            except (GraphBubbleUp, RunStopped):
+                raise  # interrupts and run stops are control flow, not tool failures
             except Exception as exc:
                 self._remember(agent, name, args, started, error=str(exc))
+                transient = classify(exc, target=f"tool:{name}")
+                if transient is exc:
+                    raise
+                if transient is not None:
+                    # Worth retrying (timeout, dropped connection, 5xx): say so, so
+                    # the run's retry policy and the tool's breaker see it.
+                    raise transient from exc
                 raise ToolError(
                     f"tool '{name}' failed: {exc}", tool=name, agent=agent, details={"args": args}
                 ) from exc

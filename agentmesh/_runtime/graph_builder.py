@@ -245,6 +245,7 @@ def _advance(
 def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[Any]]:
     def plan(state: CoordinatorState) -> Command[Any]:
         flat = _flat(state)
+        _kill_check(role.name, flat.get("task") or {})
         return _advance(role, flat, steps.plan(role, flat, None), sent)
 
     return plan
@@ -258,6 +259,7 @@ def _bind_join(
 
     def join(raw: CoordinatorState) -> Command[Any]:
         state = _flat(raw)
+        _kill_check(group.name, state.get("task") or {})
         # Members write only their results (at once); their usage is counted here.
         ran = [p["node"] for p in state.get("pending") or []]
         results = state.get("results") or {}
@@ -363,6 +365,12 @@ def _at_node(agent: str, task: Mapping[str, Any]) -> None:
     guard = current_context().guard
     if guard is not None:
         guard.at_node(agent=agent, scope=task.get("scope") or "")
+
+
+def _kill_check(name: str, task: Mapping[str, Any]) -> None:
+    guard = current_context().guard
+    if guard is not None:
+        guard.check_kill(agent=name, scope=task.get("scope") or "")
 
 
 def _record(task: Mapping[str, Any], result: ResultMessage[Any]) -> None:

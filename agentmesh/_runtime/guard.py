@@ -134,7 +134,9 @@ class RunGuard:
             BudgetExhaustedError: A steps or wall-clock cap would be passed.
         """
         self.services.kill.check(
-            workflow=self.workflow, agents=(*_parts(scope), agent), run_id=self.run_id
+            workflow=self.workflow,
+            agents=(self.workflow, *_parts(scope), agent),
+            run_id=self.run_id,
         )
         if self.deadline.expired():
             raise BudgetExhaustedError(
@@ -149,6 +151,18 @@ class RunGuard:
         envelope = self.envelope_for(scope)
         if envelope is not None:
             envelope.step(agent)
+
+    def check_kill(self, *, agent: str, scope: str) -> None:
+        """The kill switch alone (coordinator bookkeeping nodes: plan, join)."""
+        self.services.kill.check(
+            workflow=self.workflow,
+            agents=(self.workflow, *_parts(scope), agent),
+            run_id=self.run_id,
+        )
+
+    def agent_deadline(self, agent: str) -> Deadline:
+        """The clock of one agent's task: its own timeout, never past the run's."""
+        return self.deadline.child(self.controls.timeouts.agent_s, scope=f"agent:{agent}")
 
     def on_replan(self, role: str) -> None:
         """Count a re-plan anywhere in the run; too many is a re-plan storm."""
@@ -194,6 +208,7 @@ class RunGuard:
         invoke: Callable[[], AIMessage],
         messages: Sequence[BaseMessage],
         tools: Sequence[Any],
+        deadline: Deadline | None = None,
     ) -> ModelCall:
         """Make one model call under every control; a cap is never passed.
 
@@ -235,13 +250,14 @@ class RunGuard:
                     tokens=prompt_bound + out_cap, cost_usd=worst, run_id=self.run_id, agent=agent
                 )
             target = f"model:{name}"
-            limit = self.deadline.cap(self.controls.timeouts.model_call_s)
+            clock = deadline or self.deadline
+            limit = clock.cap(self.controls.timeouts.model_call_s)
             bounded = _hard_timeout(model)
             message = call_with_retry(
                 (lambda: call_with_timeout(invoke, limit, target=target)) if bounded else invoke,
                 target=target,
                 policy=self.controls.retry,
-                deadline=self.deadline,
+                deadline=clock,
                 on_retry=self.storm.on_retry,
                 breaker=self.services.breakers.get(target),
             )
@@ -275,15 +291,16 @@ class RunGuard:
 
     # -- tool calls -----------------------------------------------------------------------
 
-    def call_tool(self, *, name: str, call: Callable[[], T]) -> T:
+    def call_tool(self, *, name: str, call: Callable[[], T], deadline: Deadline | None = None) -> T:
         """Run one tool call under its breaker, timeout and retry policy."""
         target = f"tool:{name}"
-        limit = self.deadline.cap(self.controls.timeouts.tool_call_s)
+        clock = deadline or self.deadline
+        limit = clock.cap(self.controls.timeouts.tool_call_s)
         return call_with_retry(
             lambda: call_with_timeout(call, limit, target=target),
             target=target,
             policy=self.controls.retry,
-            deadline=self.deadline,
+            deadline=clock,
             on_retry=self.storm.on_retry,
             breaker=self.services.breakers.get(target),
         )

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
     from langchain_core.language_models import BaseChatModel
 
+    from agentmesh.controls.timeouts import Deadline
+
 HUMAN_REQUEST = "agentmesh.human_input"
 
 
@@ -50,6 +52,8 @@ def run_specialist(
     """Do ``task`` with ``spec`` and return a typed result; never raises for run failures."""
     started = time.perf_counter()
     usage = _UsageMeter()
+    if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
+        usage.deadline = ctx.guard.agent_deadline(spec.name)
     attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
     with span(
         SpanKind.ROLE,
@@ -273,6 +277,8 @@ def _ask_model(
     messages: list[BaseMessage] = [_system(spec), HumanMessage(_task_text(task, payload))]
     invalid = 0
     for _ in range(spec.max_tool_rounds + spec.max_output_retries):
+        if usage.deadline is not None:
+            usage.deadline.check()  # the agent's own timeout, between rounds
         ai = _invoke(bound, messages, model, spec, task, usage)
         messages.append(ai)
         final = next((c for c in ai.tool_calls if c["name"] == out_name), None)
@@ -374,6 +380,7 @@ def _invoke(
                 invoke=invoke,
                 messages=messages,
                 tools=[spec.output, *spec.allowed_tools.values()],
+                deadline=usage.deadline,
             )
             ai, tokens_in, tokens_out, cost = (
                 call.message,
@@ -420,7 +427,7 @@ def _call_tool(
 
     if ctx.guard is None or name not in spec.allowed_tools:
         return execute()  # a refused tool is refused at once, never retried
-    return ctx.guard.call_tool(name=name, call=execute)
+    return ctx.guard.call_tool(name=name, call=execute, deadline=usage.deadline)
 
 
 def _ask_human(spec: Specialist[Any, Any], task: TaskMessage[Any], payload: BaseModel) -> _Produced:
@@ -443,6 +450,7 @@ class _UsageMeter:
     def __init__(self) -> None:
         self.input_tokens = self.output_tokens = self.model_calls = self.tool_calls = 0
         self.cost = 0.0
+        self.deadline: Deadline | None = None  # the agent's timeout, when it has one
 
     def add_call(self, tokens_in: int, tokens_out: int, cost: float) -> None:
         self.input_tokens += tokens_in
