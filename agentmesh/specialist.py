@@ -90,6 +90,9 @@ class Specialist(Generic[InT, OutT]):
         autonomy: From the agent's card.
         version: From the agent's card.
         description: One line shown in pictures and plans.
+        cache_ttl_s: For a deterministic ``code`` agent that calls no tools: reuse
+            its answer to the same input (and version) for this many seconds
+            (LangGraph's node cache, per process). ``None``: always run.
     """
 
     name: str
@@ -108,6 +111,7 @@ class Specialist(Generic[InT, OutT]):
     autonomy: Autonomy = Autonomy.AUTONOMOUS
     version: str = "0"
     description: str = ""
+    cache_ttl_s: float | None = None
     _tools: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
 
     kind = RoleKind.SPECIALIST
@@ -131,6 +135,13 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}
         object.__setattr__(self, "_tools", tools)
+        if self.cache_ttl_s is not None and (
+            self.layer is not Layer.CODE or tools or self.cache_ttl_s <= 0
+        ):
+            raise ConfigError(
+                f"{where}: cache_ttl_s is for deterministic code agents without tools, "
+                "and must be > 0"
+            )
 
     @property
     def execution_layer(self) -> Layer:
@@ -158,6 +169,7 @@ def specialist(
     gate: Gate | None = None,
     tools: Sequence[ToolLike] = (),
     description: str = "",
+    cache_ttl_s: float | None = None,
 ) -> Callable[[CodeFn], Specialist[Any, Any]]:
     """Turn a typed function into a ``code``-layer specialist.
 
@@ -189,6 +201,7 @@ def specialist(
             gate=gate,
             tools=tools,
             description=description or (inspect.getdoc(fn) or "").split("\n")[0],
+            cache_ttl_s=cache_ttl_s,
         )
 
     return wrap

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import time
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.cache.memory import InMemoryCache
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
@@ -113,7 +115,10 @@ def _attempt(
     try:
         if spec.layer is Layer.CODE:
             assert spec.fn is not None
-            produced = _from_code(spec.fn, payload, actx, spec.output, served_by="code")
+            if spec.cache_ttl_s is not None:
+                produced = _from_cached_code(spec, payload, actx)
+            else:
+                produced = _from_code(spec.fn, payload, actx, spec.output, served_by="code")
         elif spec.layer is Layer.HUMAN:
             produced = _ask_human(spec, task, payload)
         elif model is None:
@@ -167,6 +172,37 @@ def _degraded_model(ctx: RunContext, task: TaskMessage[Any]) -> BaseChatModel | 
     from agentmesh.models import resolve_model
 
     return resolve_model(None, layer=Layer.SMALL_MODEL, settings=ctx.settings)
+
+
+# Deterministic code agents (``cache_ttl_s``) share LangGraph's node cache.
+_NODE_CACHE: InMemoryCache[Any] = InMemoryCache()
+
+
+def _from_cached_code(
+    spec: Specialist[Any, Any], payload: BaseModel, actx: AgentContext
+) -> _Produced:
+    """A deterministic agent's answer, reused for the same input and version."""
+    assert spec.fn is not None and spec.cache_ttl_s is not None
+    digest = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
+    key = (("agentmesh", spec.name, spec.version), digest)
+    hit = _NODE_CACHE.get([key]).get(key)
+    if hit is not None:
+        return _Produced(
+            output=spec.output.model_validate(hit["output"]),
+            served_by="code (cache)",
+            confidence=hit["confidence"],
+            evidence=[*hit["evidence"], "node cache hit"],
+            summary=hit["summary"],
+        )
+    produced = _from_code(spec.fn, payload, actx, spec.output, served_by="code")
+    entry = {
+        "output": produced.output.model_dump(mode="json"),
+        "confidence": produced.confidence,
+        "evidence": list(produced.evidence),
+        "summary": produced.summary,
+    }
+    _NODE_CACHE.set({key: (entry, max(1, round(spec.cache_ttl_s)))})
+    return produced
 
 
 def _offline_escalation(spec: Specialist[Any, Any], task: TaskMessage[Any]) -> ResultMessage[Any]:
