@@ -15,6 +15,7 @@ from rich.table import Table
 from agentmesh import __version__
 from agentmesh.batch import BatchSummary, read_items, run_batch
 from agentmesh.cli._kill import kill_cmd
+from agentmesh.cli._memory import memory_app
 from agentmesh.errors import AgentMeshError
 from agentmesh.render import to_mermaid
 from agentmesh.settings import Settings
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect a workflow's hierarchy.")
 app.add_typer(graph_app, name="graph")
+app.add_typer(memory_app, name="memory")
 app.command("kill")(kill_cmd)
 err = Console(stderr=True)
 out = Console()

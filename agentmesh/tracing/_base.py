@@ -18,6 +18,7 @@ class SpanKind(StrEnum):
     RESOLUTION = "resolution"
     MODEL = "model"
     TOOL = "tool"
+    RETRIEVAL = "retrieval"
 
 
 @dataclass(kw_only=True)
