@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentmesh.controls.alerts import Alert, AlertSink, LogSink, WebhookSink, fanout
-from agentmesh.controls.breaker import Breakers, InMemoryBreakerStore, RedisBreakerStore
+from agentmesh.controls.breaker import (
+    BreakerConfig,
+    Breakers,
+    InMemoryBreakerStore,
+    RedisBreakerStore,
+)
 from agentmesh.controls.budget import Envelope
 from agentmesh.controls.cache import build_response_cache, cache_key, dump_message, load_message
 from agentmesh.controls.killswitch import KillSwitch
@@ -53,6 +58,22 @@ class Services:
     breakers: Breakers
     cache: ResponseCache | None
     alerts: AlertSink
+
+    def breakers_for(self, config: BreakerConfig) -> Breakers:
+        """The breakers with ``config``; all configs share one state store."""
+        if config == self.breakers.config:
+            return self.breakers
+        with _SERVICES_LOCK:
+            found = _BY_CONFIG.get((id(self), config))
+            if found is None:
+                found = Breakers(
+                    config=config, store=self.breakers.store, clock=self.breakers.clock
+                )
+                _BY_CONFIG[(id(self), config)] = found
+            return found
+
+
+_BY_CONFIG: dict[tuple[int, BreakerConfig], Breakers] = {}
 
 
 _SERVICES: dict[Settings, Services] = {}
@@ -252,14 +273,14 @@ class RunGuard:
             target = f"model:{name}"
             clock = deadline or self.deadline
             limit = clock.cap(self.controls.timeouts.model_call_s)
-            bounded = _hard_timeout(model)
+            bounded = _hard_timeout(model, limit)
             message = call_with_retry(
                 (lambda: call_with_timeout(invoke, limit, target=target)) if bounded else invoke,
                 target=target,
                 policy=self.controls.retry,
                 deadline=clock,
                 on_retry=self.storm.on_retry,
-                breaker=self.services.breakers.get(target),
+                breaker=self.services.breakers_for(self.controls.breaker).get(target),
             )
         except BaseException:
             if held is not None and envelope is not None:
@@ -302,7 +323,7 @@ class RunGuard:
             policy=self.controls.retry,
             deadline=clock,
             on_retry=self.storm.on_retry,
-            breaker=self.services.breakers.get(target),
+            breaker=self.services.breakers_for(self.controls.breaker).get(target),
         )
 
     # -- the end of the run ---------------------------------------------------------------
@@ -359,18 +380,20 @@ def _schema_entry(tool: Any) -> tuple[Any, Any, str]:
     return entry
 
 
-def _hard_timeout(model: Any) -> bool:
-    """Whether a call needs the watchdog thread to be bounded.
+def _hard_timeout(model: Any, limit: float | None) -> bool:
+    """Whether a call needs the watchdog thread to be bounded by ``limit``.
 
-    Clients with their own request timeout (``ChatOpenAI(timeout=...)``, which
-    agentmesh sets from settings) bound themselves; in-process models that cannot
-    block on I/O declare ``agentmesh_in_process = True``. Anything else runs under
-    the watchdog.
+    A client whose own request timeout (``ChatOpenAI(timeout=...)``, which agentmesh
+    sets from settings) fires no later than ``limit`` bounds itself; in-process
+    models that cannot block on I/O declare ``agentmesh_in_process = True``.
+    Anything else runs under the watchdog.
     """
-    if getattr(model, "agentmesh_in_process", False):
+    if limit is None or getattr(model, "agentmesh_in_process", False):
         return False
-    own = getattr(model, "request_timeout", None) or getattr(model, "timeout", None)
-    return own is None
+    own = getattr(model, "request_timeout", None)
+    if own is None:
+        own = getattr(model, "timeout", None)
+    return not (isinstance(own, int | float) and 0 < own <= limit)
 
 
 def _period_guard(controls: Controls, settings: Settings, sink: AlertSink) -> PeriodGuard | None:

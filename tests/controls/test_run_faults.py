@@ -187,11 +187,6 @@ def test_500s_are_retried_then_open_the_breaker_which_fails_fast_and_recovers(
     assert served_by(tracer) == ["fallback:rules"] * 3 + ["gpt-4o-mini"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Controls.breaker is never applied: services_for() builds Breakers() with the "
-    "default BreakerConfig (guard.py services_for), so the run's own config is ignored",
-)
 def test_the_runs_breaker_config_is_applied(srv: FakeOpenAIServer) -> None:
     srv.default = Fault.status(500)
     controls = am.Controls(
@@ -235,11 +230,6 @@ def test_a_model_that_keeps_hanging_falls_back(srv: FakeOpenAIServer) -> None:
     assert time.monotonic() - started < 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Timeouts.model_call_s is not applied to a client with a longer timeout of its own: "
-    "guard._hard_timeout() skips the watchdog whenever the model has any timeout",
-)
 def test_the_model_call_timeout_bounds_a_client_with_a_longer_timeout(
     srv: FakeOpenAIServer,
 ) -> None:
