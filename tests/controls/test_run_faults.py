@@ -114,7 +114,7 @@ class Clock:
 
 
 def install_breakers(config: BreakerConfig, clock: Clock | None = None) -> Breakers:
-    """Give this test's runs breakers with ``config`` (see the xfail test below)."""
+    """Give this test's runs breakers with ``config``."""
     settings = am.Settings.from_env()
     breakers = Breakers(config=config, clock=clock or Clock())
     guard._SERVICES[settings] = replace(guard.services_for(settings), breakers=breakers)
