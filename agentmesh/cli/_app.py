@@ -207,6 +207,17 @@ def bench_context_cmd(
     _print_bench(result, json_out, "agentmesh bench context")
 
 
+@bench_app.command("kill")
+def bench_kill_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    runs: Annotated[int, typer.Option(min=1, help="Concurrent runs to kill.")] = 50,
+) -> None:
+    """Kill switch stop latency across concurrent runs, and the cost of one node's check."""
+    from agentmesh.bench._kill import run_kill_bench
+
+    _print_bench(run_kill_bench(runs), json_out, "agentmesh bench kill")
+
+
 def _print_bench(result: dict[str, Any], json_out: bool, title: str) -> None:
     if json_out:
         print(json.dumps(result, indent=2))

@@ -10,6 +10,7 @@ and complete without redoing the step it had finished.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,6 +23,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
 import agentmesh as am
+from agentmesh.bench._kill import run_kill_bench
+from agentmesh.cli._app import main
 from agentmesh.controls import KillSwitch
 
 pytestmark = pytest.mark.timeout(120)
@@ -252,3 +255,36 @@ def test_kill_all_stops_every_workflow(switch: KillSwitch) -> None:
     assert {r.status for r in run_all(depot, ["d-1", "d-2", "d-3"], resume=True).values()} == {
         am.RunStatus.COMPLETED
     }
+
+
+# -- agentmesh bench kill ------------------------------------------------------------------------
+
+
+def test_the_kill_bench_times_how_fast_runs_stop() -> None:
+    report = run_kill_bench(6, stages=20, step_s=0.002, settings=am.Settings.from_env())
+
+    assert report["statuses"] == {"killed": 6}
+    assert report["killed"] == report["runs"] == 6
+    latency = report["stop_latency_ms"]
+    assert 0 < latency["min"] <= latency["p50"] <= latency["p95"] <= latency["max"]
+    assert latency["max"] < 5_000
+    assert report["store"] == "FileKillStore"
+    assert report["check_us"]["nothing_set"] > 0 and report["check_us"]["other_workflow_set"] > 0
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
+    # It ran in this test's data folder and left no switch set there.
+    assert KillSwitch().active() == []
+
+
+def test_the_kill_bench_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        run_kill_bench(0)
+
+
+def test_cli_bench_kill_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "kill", "--runs", "3", "--json"])
+    out, err = capsys.readouterr()
+    assert exited.value.code in (0, None), err
+    report = json.loads(out)
+    assert report["runs"] == report["killed"] == 3
+    assert set(report["stop_latency_ms"]) == {"p50", "p95", "max", "min"}
