@@ -14,6 +14,7 @@ from typing import Any
 import agentmesh as am
 from graphs import invoice_rules as rules
 from graphs.invoice_ledger import TOOLS
+from graphs.invoice_memory import vendor_from_corrections
 from graphs.invoice_schemas import (
     ApprovalRequest,
     Categorized,
@@ -51,8 +52,14 @@ def extract_by_rules(parsed: ParsedInvoice) -> am.Answer[InvoiceFields]:
     return am.Answer(value=fields, confidence=0.85, evidence=["rule-based extraction"])
 
 
+def learned_vendor(inv: VendorCheckInput) -> dict[str, Any] | None:
+    """The vendor a reviewer assigned to earlier invoices printed with this name, if any."""
+    vendor_id = vendor_from_corrections(inv.vendor_name, inv.text) if inv.vendor_name else None
+    return next((v for v in rules.load_vendors() if v["vendor_id"] == vendor_id), None)
+
+
 def validate_vendor(inv: VendorCheckInput, ctx: am.AgentContext) -> VendorCheck:
-    vendor = rules.match_vendor(inv.vendor_name, inv.text)
+    vendor = rules.match_vendor(inv.vendor_name, inv.text) or learned_vendor(inv)
     missing = [f for f in REQUIRED if getattr(inv, f) is None]
     total_eur = (
         rules.to_eur(inv.total, inv.currency) if inv.total is not None and inv.currency else None

@@ -42,6 +42,26 @@ from agentmesh.memory.context import (
     WorkingContext,
     build_recall_tool,
 )
+from agentmesh.memory.episodic import (
+    Correction,
+    Episode,
+    EpisodeAction,
+    EpisodeOutcome,
+    EpisodeRecall,
+    EpisodicMemory,
+    NoEpisodes,
+    RecalledEpisode,
+    RecalledEpisodes,
+    build_episodic_memory,
+    examples_text,
+)
+from agentmesh.memory.semantic import (
+    DistillPolicy,
+    Fact,
+    PruneReport,
+    SemanticMemory,
+    build_semantic_memory,
+)
 
 __all__ = [
     # working context (in-context memory with a token budget)
@@ -91,4 +111,22 @@ __all__ = [
     "build_embedder",
     "build_external_memory",
     "read_source",
+    # episodic memory (finished runs as episodes, reviewers' corrections)
+    "Correction",
+    "Episode",
+    "EpisodeAction",
+    "EpisodeOutcome",
+    "EpisodeRecall",
+    "EpisodicMemory",
+    "NoEpisodes",
+    "RecalledEpisode",
+    "RecalledEpisodes",
+    "build_episodic_memory",
+    "examples_text",
+    # semantic memory (facts distilled from episodes)
+    "DistillPolicy",
+    "Fact",
+    "PruneReport",
+    "SemanticMemory",
+    "build_semantic_memory",
 ]
