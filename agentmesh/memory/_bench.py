@@ -220,29 +220,37 @@ def _recall(found: list[str], exact: set[str]) -> float:
 def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int) -> dict[str, Any]:
     store, where = corpus.store, corpus.where
     where_store = ChromaStore(client=store.client, collection="bench", candidate_limit=0)
-    raw: list[float] = []
-    plain: list[float] = []
-    policy: list[float] = []
-    where_only: list[float] = []
-    raw_recall: list[float] = []
-    policy_recall: list[float] = []
-    where_recall: list[float] = []
-    violations = 0
+    paths: dict[str, Callable[[Vector], list[str]]] = {
+        "raw": lambda v: list(_raw(store, v, k)["ids"][0]),
+        "plain": lambda v: [h.item.id for h in store.query(v, k=k)],
+        "policy": lambda v: [h.item.id for h in store.query(v, k=k, where=where)],
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in (*paths, "where")}
+    found: dict[str, list[list[str]]] = {name: [] for name in (*paths, "where")}
     store.where_queries = store.planned_queries = 0
     for n, vector in enumerate(vectors):
-        seconds, raw_found = _timed(partial(_raw, store, vector, k))
-        raw.append(seconds)
-        plain.append(_timed(partial(store.query, vector, k=k))[0])
-        seconds, hits = _timed(partial(store.query, vector, k=k, where=where))
-        policy.append(seconds)
-        violations += sum(not where.matches(h.item) for h in hits)
-        exact = corpus.exact(vector, k, filtered=True)
-        raw_recall.append(_recall(raw_found["ids"][0], corpus.exact(vector, k, filtered=False)))
-        policy_recall.append(_recall([h.item.id for h in hits], exact))
+        names = list(paths)
+        # Rotate the order so no path always runs first (after a cache-cold gap).
+        for name in names[n % 3 :] + names[: n % 3]:
+            elapsed, ids = _timed(partial(paths[name], vector))
+            seconds[name].append(elapsed)
+            found[name].append(ids)
         if n < where_queries:
-            seconds, by_where = _timed(partial(where_store.query, vector, k=k, where=where))
-            where_only.append(seconds)
-            where_recall.append(_recall([h.item.id for h in by_where], exact))
+            elapsed, hits = _timed(partial(where_store.query, vector, k=k, where=where))
+            seconds["where"].append(elapsed)
+            found["where"].append([h.item.id for h in hits])
+    # Exact answers only after timing: brute force over every vector churns the caches.
+    admitted = dict(zip(corpus.ids, corpus.admitted(), strict=True))
+    violations = sum(not admitted[i] for ids in found["policy"] for i in ids)
+    exact = [corpus.exact(v, k, filtered=True) for v in vectors]
+    raw_recall = [
+        _recall(ids, corpus.exact(v, k, filtered=False))
+        for ids, v in zip(found["raw"], vectors, strict=True)
+    ]
+    policy_recall = [_recall(ids, e) for ids, e in zip(found["policy"], exact, strict=True)]
+    where_recall = [_recall(ids, e) for ids, e in zip(found["where"], exact, strict=False)]
+    raw, plain, policy = seconds["raw"], seconds["plain"], seconds["policy"]
+    where_only = seconds["where"]
     raw_p, plain_p, policy_p = _percentiles(raw), _percentiles(plain), _percentiles(policy)
     where_p = _percentiles(where_only) if where_only else (0.0, 0.0)
     filtered = store.where_queries + store.planned_queries

@@ -7,7 +7,7 @@ becomes a Chroma ``where`` filter on the items' numeric ``ingested_at`` and
 Why filtered queries are planned: Chroma evaluates a ``where`` filter by listing
 every row it admits from its metadata index before the vector search, so a filter
 that admits most of a large collection (the usual case for freshness: most knowledge
-is fresh) costs far more than the search itself (measured: ~1 s against ~3 ms for
+is fresh) costs far more than the search itself (measured: 0.7-1 s against 2-3 ms for
 100,000 items). So a filtered query first takes the ``m`` nearest items without a
 filter (``m`` from :class:`~agentmesh.memory._plan.CandidatePlanner`, learnt from the
 share of candidates that passed before) and keeps those that pass. When at least
