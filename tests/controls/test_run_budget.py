@@ -7,6 +7,7 @@ snapshot says was spent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,11 @@ class IntakeOut(BaseModel):
 
 class ReviewOut(BaseModel):
     summary: str
+
+
+class Pair(BaseModel):
+    risk: str
+    vendor: str
 
 
 class DeskOut(BaseModel):
@@ -378,3 +384,35 @@ def test_spent_adds_up_from_the_specialists_to_the_run() -> None:
             assert below_cost == pytest.approx(node["spent"]["cost_usd"], abs=1e-9)
     assert snap["spent"]["tokens"] == desk.total_tokens
     assert_within_caps(snap)
+
+
+def test_a_refused_parallel_member_does_not_lose_its_siblings_spend() -> None:
+    def slowly(messages: Any, tools: Any) -> BaseModel:
+        time.sleep(0.2)  # still answering when its sibling is refused
+        return ANSWERS["check"]
+
+    slow = ScriptedChatModel(respond=slowly, tokens_per_answer=ANSWER_TOKENS)
+    fast = ScriptedChatModel(respond=lambda m, t: ANSWERS["extract"], tokens_per_answer=1)
+    both = am.Parallel(
+        am.Specialist(name="check", input=Doc, output=Finding, layer="small_model", model=slow),
+        am.Specialist(name="extract", input=Doc, output=Fields, layer="small_model", model=fast),
+        name="both",
+    )
+    lead = am.Lead(name="pair", input=Doc, output=Pair, stages=[both]).compile()
+    budget = am.Budget(model_calls=5, shares={"extract": am.Budget(model_calls=0)})
+
+    result = am.run(
+        lead,
+        Doc(text="x"),
+        checkpointer=None,
+        controls=am.Controls(budget=budget, max_output_tokens=ANSWER_TOKENS),
+    )
+
+    assert result.status is am.RunStatus.BUDGET_EXHAUSTED
+    assert result.reason.startswith("budget exhausted at run/extract: model_calls would reach 1")
+    assert (slow.calls, fast.calls) == (1, 0)
+    # The run ended after the sibling settled: its call is in the snapshot, nothing is held.
+    assert result.budget["spent"]["model_calls"] == 1
+    assert result.budget["spent"]["tokens"] == slow.input_tokens + slow.output_tokens
+    assert_within_caps(result.budget)
+    assert list(result.partial) == ["check"]
