@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from langgraph.graph.state import CompiledStateGraph
 
     from agentmesh.gates import Gate
+    from agentmesh.memory.context import ContextBudget
     from agentmesh.messages import TaskMessage
     from agentmesh.settings import Settings
 
@@ -90,6 +91,9 @@ class Specialist(Generic[InT, OutT]):
         autonomy: From the agent's card.
         version: From the agent's card.
         description: One line shown in pictures and plans.
+        context_budget: Token budget of a model agent's working context: older
+            tool rounds are summarized and externalized (``recall_step`` fetches
+            them back) while the goal and task stay pinned. ``None``: unbounded.
         cache_ttl_s: For a deterministic ``code`` agent that calls no tools: reuse
             its answer to the same input (and version) for this many seconds
             (LangGraph's node cache, per process). ``None``: always run.
@@ -111,6 +115,7 @@ class Specialist(Generic[InT, OutT]):
     autonomy: Autonomy = Autonomy.AUTONOMOUS
     version: str = "0"
     description: str = ""
+    context_budget: ContextBudget | None = None
     cache_ttl_s: float | None = None
     _tools: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
 
@@ -135,6 +140,8 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}
         object.__setattr__(self, "_tools", tools)
+        if self.context_budget is not None and self.layer is Layer.CODE:
+            raise ConfigError(f"{where}: context_budget is for model agents")
         if self.cache_ttl_s is not None and (
             self.layer is not Layer.CODE or tools or self.cache_ttl_s <= 0
         ):

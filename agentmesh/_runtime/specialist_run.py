@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from agentmesh.controls.timeouts import Deadline
+    from agentmesh.memory.context import WorkingContext
 
 HUMAN_REQUEST = "agentmesh.human_input"
 
@@ -311,16 +312,19 @@ def _ask_model(
     out_name = spec.output.__name__
     bound = _bound(spec, model)
     messages: list[BaseMessage] = [_system(spec), HumanMessage(_task_text(task, payload))]
+    window = _working_context(spec, task, messages)
     invalid = 0
     for _ in range(spec.max_tool_rounds + spec.max_output_retries):
         if usage.deadline is not None:
             usage.deadline.check()  # the agent's own timeout, between rounds
-        ai = _invoke(bound, messages, model, spec, task, usage)
-        messages.append(ai)
+        prompt = window.messages() if window is not None else messages
+        ai = _invoke(bound, prompt, model, spec, task, usage)
         final = next((c for c in ai.tool_calls if c["name"] == out_name), None)
         others = [c for c in ai.tool_calls if c["name"] != out_name]
-        for call in others:
-            messages.append(_tool_reply(spec, call, ctx, task, usage))
+        replies = [_tool_reply(spec, call, ctx, task, usage, window) for call in others]
+        messages.extend([ai, *replies])
+        if window is not None:
+            window.add(ai, *replies)
         if final is None and others:
             continue
         candidate = final["args"] if final is not None else _json_from(ai.content)
@@ -337,17 +341,34 @@ def _ask_model(
                     last_error=_short(exc),
                     agent=spec.name,
                 ) from exc
-            messages.append(
+            feedback = (
                 ToolMessage(error, tool_call_id=final["id"] or "")
                 if final is not None
                 else HumanMessage(error)
             )
+            messages.append(feedback)
+            if window is not None:
+                window.add(feedback)
     raise ModelOutputError(
         f"{spec.name}: no final answer within {spec.max_tool_rounds} tool rounds",
         attempts=invalid,
         last_error="tool rounds exhausted",
         agent=spec.name,
     )
+
+
+RECALL_TOOL = "recall_step"  # agentmesh.memory.context.RECALL_TOOL_NAME
+
+
+def _working_context(
+    spec: Specialist[Any, Any], task: TaskMessage[Any], pinned: list[BaseMessage]
+) -> WorkingContext | None:
+    """The agent's token-budgeted context: goal and task pinned, older steps compressed."""
+    if spec.context_budget is None:
+        return None
+    from agentmesh.memory.context import WorkingContext
+
+    return WorkingContext(spec.context_budget, pinned=pinned, context_id=task.task_id)
 
 
 _BOUND: dict[tuple[int, str], tuple[BaseChatModel, Any]] = {}
@@ -371,6 +392,10 @@ def _bound(spec: Specialist[Any, Any], model: BaseChatModel) -> Any:
     entry = _BOUND.get(key)
     if entry is None or entry[0] is not model:
         tools: list[Any] = [spec.output, *spec.allowed_tools.values()]
+        if spec.context_budget is not None:
+            from agentmesh.memory.context import build_recall_tool
+
+            tools.append(build_recall_tool(lambda pointer: None))  # schema only
         entry = (model, model.bind_tools(tools, tool_choice="any"))
         _BOUND[key] = entry
     return entry[1]
@@ -438,7 +463,17 @@ def _tool_reply(
     ctx: RunContext,
     task: TaskMessage[Any],
     usage: _UsageMeter,
+    window: WorkingContext | None = None,
 ) -> ToolMessage:
+    if window is not None and call["name"] == RECALL_TOOL:
+        # Dereferencing the agent's own externalized steps: memory, not a tool.
+        found = window.get(str(call["args"].get("pointer", "")))
+        text = (
+            "\n".join(str(m.content) for m in found)
+            if found is not None
+            else f"error: no step {call['args'].get('pointer')!r}"
+        )
+        return ToolMessage(text, tool_call_id=call["id"] or "")
     try:
         content = _call_tool(spec, call["name"], call["args"], ctx, task, usage)
         return ToolMessage(json.dumps(content, default=str), tool_call_id=call["id"] or "")
