@@ -40,7 +40,16 @@ class Check:
 
     name: str
     fn: CheckFn
-    on_fail: GateAction = GateAction.RETRY
+    on_fail: GateAction | str = GateAction.RETRY
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "on_fail", GateAction(self.on_fail))
+        except ValueError:
+            choices = ", ".join(a.value for a in GateAction)
+            raise ConfigError(
+                f"check {self.name!r}: on_fail={self.on_fail!r}, expected one of {choices}"
+            ) from None
 
     def run(self, output: BaseModel, board: Mapping[str, Any]) -> str | None:
         """The failure reason, or ``None`` when the check passes."""
@@ -223,7 +232,7 @@ class Gate:
             except Exception as exc:
                 reason = f"{c.name} raised {type(exc).__name__}: {exc}"
             if reason is not None:
-                failed.append((c.on_fail, reason))
+                failed.append((GateAction(c.on_fail), reason))
         return failed
 
 

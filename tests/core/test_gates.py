@@ -417,3 +417,10 @@ def test_an_out_of_range_answer_confidence_fails_the_task_instead_of_crashing_th
     r = run_lead(lead, Order(amount=1))
     assert r.status is am.RunStatus.ESCALATED
     assert "confidence" in r.reason
+
+
+def test_a_check_takes_its_action_by_name_and_refuses_unknown_ones() -> None:
+    check = am.Check(name="c", fn=lambda out, board: None, on_fail="replan")
+    assert check.on_fail is am.GateAction.REPLAN
+    with pytest.raises(am.ConfigError, match="on_fail"):
+        am.Check(name="c", fn=lambda out, board: None, on_fail="explode")
