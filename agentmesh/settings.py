@@ -59,6 +59,10 @@ class Settings:
         daily_cost_usd: Hard cap on model spend per day across runs (alerts at 50%/80%).
         weekly_cost_usd: The same per week.
         alert_webhook_url: Budget and cost alerts are POSTed here as JSON.
+        chroma_url: A Chroma server for external memory (default: embedded, in ``data_dir``).
+        embeddings: The memory embedder: ``hashing`` (offline default), ``minilm``
+            (``agentmesh[embeddings-local]``) or ``package.module:EmbeddingsClass``.
+        memory_policy: The freshness policy file (default: ``memory/policy.toml``).
     """
 
     data_dir: Path = Path(".agentmesh")
@@ -81,6 +85,9 @@ class Settings:
     daily_cost_usd: float | None = None
     weekly_cost_usd: float | None = None
     alert_webhook_url: str | None = None
+    chroma_url: str | None = None
+    embeddings: str = "hashing"
+    memory_policy: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -107,6 +114,11 @@ class Settings:
             daily_cost_usd=_optional_float(e, "AGENTMESH_DAILY_COST_USD"),
             weekly_cost_usd=_optional_float(e, "AGENTMESH_WEEKLY_COST_USD"),
             alert_webhook_url=e.get("AGENTMESH_ALERT_WEBHOOK_URL") or None,
+            chroma_url=e.get("AGENTMESH_CHROMA_URL") or None,
+            embeddings=e.get("AGENTMESH_EMBEDDINGS") or "hashing",
+            memory_policy=Path(e["AGENTMESH_MEMORY_POLICY"])
+            if e.get("AGENTMESH_MEMORY_POLICY")
+            else None,
         )
 
     @property

@@ -28,5 +28,9 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTMESH_DATA_DIR", str(tmp_path / "data"))
     for name in ("AGENTMESH_SMALL_MODEL", "AGENTMESH_FRONTIER_MODEL", "OPENAI_API_KEY",
                  "OPENAI_BASE_URL", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
-                 "LANGFUSE_BASE_URL", "LANGFUSE_HOST", "AGENTMESH_CHECKPOINTER"):
+                 "LANGFUSE_BASE_URL", "LANGFUSE_HOST", "AGENTMESH_CHECKPOINTER",
+                 "AGENTMESH_REDIS_URL", "AGENTMESH_KILL_SWITCH", "AGENTMESH_RESPONSE_CACHE",
+                 "AGENTMESH_DAILY_COST_USD", "AGENTMESH_WEEKLY_COST_USD",
+                 "AGENTMESH_ALERT_WEBHOOK_URL", "AGENTMESH_CHROMA_URL", "AGENTMESH_EMBEDDINGS",
+                 "AGENTMESH_MEMORY_POLICY"):
         monkeypatch.delenv(name, raising=False)

@@ -32,9 +32,11 @@ ChromaUrl = Annotated[
     typer.Option("--chroma-url", help="A Chroma server (default: embedded, in the data folder)."),
 ]
 EmbedderSpec = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--embedder", help="hashing, hashing:DIM, minilm, or package.module:EmbeddingsClass."
+        "--embedder",
+        help="hashing, hashing:DIM, minilm, or package.module:EmbeddingsClass "
+        "(default: AGENTMESH_EMBEDDINGS, else hashing).",
     ),
 ]
 PolicyFile = Annotated[
@@ -49,17 +51,19 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open(chroma_url: str | None, embedder: str, policy: Path | None) -> ExternalMemory:
+def _open(chroma_url: str | None, embedder: str | None, policy: Path | None) -> ExternalMemory:
     from agentmesh.memory import build_external_memory
 
+    settings = Settings.from_env()
     if policy is not None and not policy.is_file():
         raise _fail(f"--policy {policy}: no such file", 2)
+    policy = policy or settings.memory_policy
     default = _WORKSPACE / "policy.toml"
     try:
         return build_external_memory(
-            data_dir=Settings.from_env().data_dir,
-            chroma_url=chroma_url,
-            embedder=embedder,
+            data_dir=settings.data_dir,
+            chroma_url=chroma_url or settings.chroma_url,
+            embedder=embedder or settings.embeddings,
             policy=policy or (default if default.is_file() else None),
         )
     except AgentMeshError as exc:
@@ -78,7 +82,7 @@ def ingest_cmd(
         list[Path] | None, typer.Argument(help="Files or folders (default: memory/).")
     ] = None,
     chroma_url: ChromaUrl = None,
-    embedder: EmbedderSpec = "hashing",
+    embedder: EmbedderSpec = None,
     policy: PolicyFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -109,7 +113,7 @@ def check_cmd(
         list[Path] | None, typer.Argument(help="Files or folders (default: memory/).")
     ] = None,
     chroma_url: ChromaUrl = None,
-    embedder: EmbedderSpec = "hashing",
+    embedder: EmbedderSpec = None,
     policy: PolicyFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -140,7 +144,7 @@ def query_cmd(
     ] = None,
     k: Annotated[int | None, typer.Option("--k", min=1, help="Hits (default: policy's k).")] = None,
     chroma_url: ChromaUrl = None,
-    embedder: EmbedderSpec = "hashing",
+    embedder: EmbedderSpec = None,
     policy: PolicyFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -202,7 +206,7 @@ def _print_result(result: Retrieved | InsufficientContext) -> None:
 @memory_app.command("stats")
 def stats_cmd(
     chroma_url: ChromaUrl = None,
-    embedder: EmbedderSpec = "hashing",
+    embedder: EmbedderSpec = None,
     policy: PolicyFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -279,7 +283,7 @@ def eval_cmd(
         typer.Option("--corpus", help="Files or folders to search (default: memory/)."),
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, help="Hits considered.")] = 5,
-    embedder: EmbedderSpec = "hashing",
+    embedder: EmbedderSpec = None,
     policy: PolicyFile = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -299,7 +303,9 @@ def eval_cmd(
             source_types=loaded.source_types,
         )
         memory = ExternalMemory(
-            store=InMemoryStore(), embedder=build_embedder(embedder), policy=scoring
+            store=InMemoryStore(),
+            embedder=build_embedder(embedder or Settings.from_env().embeddings),
+            policy=scoring,
         )
         memory.ingest(corpus or [_WORKSPACE])
         report = evaluate_recall(memory, load_labelled_queries(queries), k=k)
