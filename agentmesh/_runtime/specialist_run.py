@@ -276,29 +276,26 @@ def _from_model_or_fallback(
         # fallback costs nothing, so it may still answer. Kills end the run.
         if spec.fallback is None or not isinstance(exc, BudgetExhaustedError):
             raise
-        produced = _from_code(
-            spec.fallback,
-            payload,
-            actx,
-            spec.output,
-            served_by=f"fallback:{_fn_name(spec.fallback)}",
-        )
-        produced.degraded = True
-        produced.evidence.append(f"over budget ({exc.scope}: {exc.limit})")
-        return produced
+        return _fall_back(spec, payload, actx, f"over budget ({exc.scope}: {exc.limit})")
     except Exception as exc:
         if spec.fallback is None:
             raise
-        produced = _from_code(
-            spec.fallback,
-            payload,
-            actx,
-            spec.output,
-            served_by=f"fallback:{_fn_name(spec.fallback)}",
+        return _fall_back(
+            spec, payload, actx, f"model failed ({type(exc).__name__}: {_short(exc)})"
         )
-        produced.degraded = True
-        produced.evidence.append(f"model failed ({type(exc).__name__}: {_short(exc)})")
-        return produced
+
+
+def _fall_back(
+    spec: Specialist[Any, Any], payload: BaseModel, actx: AgentContext, why: str
+) -> _Produced:
+    """The deterministic fallback's answer, marked degraded with why it was used."""
+    assert spec.fallback is not None
+    produced = _from_code(
+        spec.fallback, payload, actx, spec.output, served_by=f"fallback:{_fn_name(spec.fallback)}"
+    )
+    produced.degraded = True
+    produced.evidence.append(why)
+    return produced
 
 
 def _ask_model(
