@@ -13,6 +13,7 @@ from typing import Any
 
 import agentmesh as am
 from graphs import invoice_rules as rules
+from graphs.invoice_knowledge import vendor_policy
 from graphs.invoice_ledger import TOOLS
 from graphs.invoice_memory import vendor_from_corrections
 from graphs.invoice_schemas import (
@@ -116,12 +117,26 @@ intake = cards.lead(
 
 
 def policy_check(inv: Invoice) -> am.Answer[ComplianceVerdict]:
-    if inv.duplicate_of or inv.vendor_status == "blocked":
-        why = f"duplicate of {inv.duplicate_of}" if inv.duplicate_of else "vendor is blocked"
+    if inv.duplicate_of:
         return am.Answer(
             value=ComplianceVerdict(compliance_action="reject", compliance_risk="high"),
             confidence=0.95,
-            evidence=[why],
+            evidence=[f"duplicate of {inv.duplicate_of}"],
+        )
+    # The vendor's policy counts only when fresh; on a stale copy a human decides.
+    policy = vendor_policy(inv.vendor_id, inv.vendor_name) if inv.vendor_id else None
+    if policy is not None and policy.stale:
+        return am.Answer(
+            value=ComplianceVerdict(compliance_action="review", compliance_risk="high"),
+            confidence=0.95,
+            evidence=policy.evidence,
+        )
+    cited = policy.evidence if policy is not None else []
+    if inv.vendor_status == "blocked":
+        return am.Answer(
+            value=ComplianceVerdict(compliance_action="reject", compliance_risk="high"),
+            confidence=0.95,
+            evidence=["vendor is blocked", *cited],
         )
     if inv.vendor_status == "unknown" or inv.iban_matches is False:
         return am.Answer(
@@ -130,7 +145,9 @@ def policy_check(inv: Invoice) -> am.Answer[ComplianceVerdict]:
             evidence=["vendor or bank account not in master data"],
         )
     return am.Answer(
-        value=ComplianceVerdict(compliance_action="clear", compliance_risk="low"), confidence=0.9
+        value=ComplianceVerdict(compliance_action="clear", compliance_risk="low"),
+        confidence=0.9,
+        evidence=cited,
     )
 
 
@@ -216,7 +233,8 @@ def route_approval(r: RoutingInput) -> Routing:
     if r.missing_fields:
         return Routing(decision="human_review", reason=f"missing {', '.join(r.missing_fields)}")
     if r.fraud_suspected or r.compliance_action == "review":
-        return Routing(decision="human_review", reason="fraud risk")
+        why = "fraud risk" if r.fraud_suspected else "compliance review"
+        return Routing(decision="human_review", reason=why)
     assert r.total_eur is not None  # no missing fields
     if r.total_eur > POLICY["manager_max_eur"]:
         return Routing(decision="human_review", reason=f"{r.total_eur:,.2f} EUR over manager limit")
