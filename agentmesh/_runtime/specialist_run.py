@@ -79,6 +79,7 @@ def run_specialist(
             confidence=result.confidence,
             served_by=result.served_by,
             degraded=result.degraded,
+            evidence=result.evidence[:10],
             input_tokens=result.usage.input_tokens,
             output_tokens=result.usage.output_tokens,
             cost_usd=result.usage.cost_usd,
