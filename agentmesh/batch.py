@@ -3,6 +3,16 @@
 A batch is resumable. Items already in the output file are skipped; an item
 whose run was cut off mid-way resumes from its checkpointed thread. No item is
 lost and none is processed twice.
+
+A batch may have a cost cap (``budget_usd``). Each item runs with what is left
+of it as its own hard budget, so the batch never spends more than the cap. Once
+the cap is reached (nothing left, or an item's run stopped for lack of budget),
+every remaining item gets a line with status ``skipped`` and reason
+``batch budget exhausted``; the item the cap stopped keeps its
+``budget_exhausted`` line, marked with the cap (``batch_budget_usd``). Spend
+already recorded in the output file counts toward the cap, so a re-run with the
+same cap changes nothing; re-run with a higher cap (or none) to continue: items
+skipped for budget then run, and the stopped item resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from agentmesh.controls.budget import Budget
 from agentmesh.errors import ConfigError
 from agentmesh.persistence import build_checkpointer
 from agentmesh.run import RunResult, run
@@ -27,17 +38,28 @@ if TYPE_CHECKING:
 
     from agentmesh.settings import Settings
 
-__all__ = ["BatchSummary", "read_items", "run_batch"]
+__all__ = ["SKIPPED", "BatchSummary", "read_items", "run_batch"]
+
+SKIPPED = "skipped"
+"""Status of an item the batch did not run because its cost cap was reached."""
+_BUDGET_REASON = "batch budget exhausted"
 
 Evaluator = Callable[[Mapping[str, Any], Mapping[str, Any]], Mapping[str, bool]]
 
 
 @dataclass(kw_only=True)
 class BatchSummary:
-    """Figures over the items of a batch (including those finished by earlier runs)."""
+    """Figures over the items of a batch (including those finished by earlier runs).
+
+    ``skipped`` counts items finished by an earlier run of the batch;
+    ``skipped_budget`` counts items not run because the cost cap was reached.
+    """
 
     items: int = 0
     skipped: int = 0
+    skipped_budget: int = 0
+    budget_usd: float | None = None
+    spent_usd: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     input_tokens: int = 0
     output_tokens: int = 0
@@ -51,6 +73,9 @@ class BatchSummary:
         """Count one output line."""
         self.items += 1
         self.statuses[line["status"]] = self.statuses.get(line["status"], 0) + 1
+        if line["status"] == SKIPPED:
+            self.skipped_budget += 1
+            return
         usage = line.get("usage") or {}
         self.input_tokens += usage.get("input_tokens", 0)
         self.output_tokens += usage.get("output_tokens", 0)
@@ -94,6 +119,9 @@ class BatchSummary:
             "latency_p50_s": round(self.percentile(50), 4),
             "latency_p95_s": round(self.percentile(95), 4),
             "degraded": self.degraded,
+            "budget_usd": self.budget_usd,
+            "budget_spent_usd": round(self.spent_usd, 8),
+            "skipped_for_budget": self.skipped_budget,
         }
 
 
@@ -121,27 +149,67 @@ def run_batch(
     settings: Settings,
     evaluate: Evaluator | None = None,
     on_item: Callable[[dict[str, Any]], None] | None = None,
+    budget_usd: float | None = None,
 ) -> BatchSummary:
-    """Run every item not yet in ``out`` and append its line as soon as it is done."""
+    """Run every item not yet in ``out`` and append its line as soon as it is done.
+
+    Args:
+        graph: The compiled workflow.
+        role: The role it was compiled from.
+        items: Input objects, each with an ``id``.
+        out: The JSONL results file (appended to; re-run to resume).
+        settings: Checkpointer and model settings.
+        evaluate: Scores a line against the item's ``truth``.
+        on_item: Called with each line as it is written (or counted, when skipped).
+        budget_usd: Cost cap for the whole batch, spend recorded in ``out`` included
+            (see the module docs); ``None`` for no cap.
+
+    Raises:
+        ConfigError: ``budget_usd`` is negative.
+    """
+    if budget_usd is not None and not budget_usd >= 0:
+        raise ConfigError(f"batch budget must be zero or more, got {budget_usd!r}")
     batch = hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:12]
     _mend_tail(out)
-    done = _finished(out)
-    summary = BatchSummary()
+    previous = _finished(out)
+    done = {key: line for key, line in previous.items() if not _rerun(line)}
+    summary = BatchSummary(budget_usd=budget_usd, spent_usd=_spent(out))
     checkpointer = build_checkpointer(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     truths = {str(i["id"]): i.get("truth") for i in items}
     for line in done.values():
         summary.add(line, _evaluate(evaluate, line, truths.get(str(line["id"]))))
     summary.skipped = len(done)
+    exhausted = budget_usd is not None and (
+        summary.spent_usd >= budget_usd
+        or any(line.get("batch_budget_usd", -1.0) >= budget_usd for line in previous.values())
+    )
     with out.open("a", encoding="utf-8") as fh:
         for item in items:
             key = str(item["id"])
             if key in done:
                 continue
-            line = _run_item(graph, role, item, f"{batch}:{key}", batch, checkpointer, settings)
-            fh.write(json.dumps(line, default=str) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
+            if exhausted and key in previous:
+                line = previous[key]  # already skipped or stopped for budget: keep that line
+            else:
+                if exhausted:
+                    line = {"id": item["id"], "status": SKIPPED, "reason": _BUDGET_REASON}
+                else:
+                    budget = None
+                    if budget_usd is not None:
+                        budget = Budget(cost_usd=budget_usd - summary.spent_usd)
+                    line = _run_item(
+                        graph, role, item, f"{batch}:{key}", batch, checkpointer, settings, budget
+                    )
+                    summary.spent_usd += float(line.get("spent_usd", 0.0))
+                    if budget is not None and line["status"] == RunStatus.BUDGET_EXHAUSTED.value:
+                        line["batch_budget_usd"] = budget_usd  # the cap that stopped it
+                    exhausted = budget_usd is not None and (
+                        "batch_budget_usd" in line or summary.spent_usd >= budget_usd
+                    )
+                fh.write(json.dumps(line, default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
             done[key] = line
             summary.add(line, _evaluate(evaluate, line, item.get("truth")))
             if on_item:
@@ -157,6 +225,7 @@ def _run_item(
     batch: str,
     checkpointer: Any,
     settings: Settings,
+    budget: Budget | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     payload = {k: v for k, v in item.items() if k != "truth"}
@@ -180,8 +249,14 @@ def _run_item(
         constraints={"batch": batch},
         checkpointer=checkpointer,
         settings=settings,
+        budget=budget,
     )
-    return _line(item["id"], result, time.perf_counter() - started, resumed=resume)
+    line = _line(item["id"], result, time.perf_counter() - started, resumed=resume)
+    if budget is not None:
+        # What this invocation spent, from its budget envelope: unlike usage, it
+        # includes runs paused for a human and is not cumulative over a resume.
+        line["spent_usd"] = float((result.budget.get("spent") or {}).get("cost_usd", 0.0))
+    return line
 
 
 def _line(item_id: Any, result: RunResult[Any], latency: float, *, resumed: bool) -> dict[str, Any]:
@@ -240,9 +315,32 @@ def _finished(out: Path) -> dict[str, dict[str, Any]]:
     return done
 
 
+def _rerun(line: Mapping[str, Any]) -> bool:
+    """Whether a line is for an item the batch's cost cap kept from finishing."""
+    return line["status"] == SKIPPED or "batch_budget_usd" in line
+
+
+def _spent(out: Path) -> float:
+    """What the batch has spent so far: every invocation's line counts, resumed ones too."""
+    if not out.exists():
+        return 0.0
+    total = 0.0
+    with out.open(encoding="utf-8") as fh:
+        for text in fh:
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            spent = line.get("spent_usd")
+            if spent is None:
+                spent = (line.get("usage") or {}).get("cost_usd", 0.0)
+            total += float(spent)
+    return total
+
+
 def _evaluate(
     evaluate: Evaluator | None, line: Mapping[str, Any], truth: Mapping[str, Any] | None
 ) -> Mapping[str, bool]:
-    if not truth or evaluate is None:
+    if not truth or evaluate is None or line["status"] == SKIPPED:
         return {}
     return evaluate(line, truth)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agentmesh import __version__
 from agentmesh.batch import BatchSummary, read_items, run_batch
+from agentmesh.cli._costmodel import costmodel_cmd
 from agentmesh.cli._kill import kill_cmd
 from agentmesh.cli._memory import memory_app
 from agentmesh.errors import AgentMeshError
@@ -32,6 +33,7 @@ graph_app = typer.Typer(no_args_is_help=True, help="Inspect a workflow's hierarc
 app.add_typer(graph_app, name="graph")
 app.add_typer(memory_app, name="memory")
 app.command("kill")(kill_cmd)
+app.command("costmodel")(costmodel_cmd)
 err = Console(stderr=True)
 out = Console()
 
@@ -77,6 +79,15 @@ def run_cmd(
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
+    budget_usd: Annotated[
+        float | None,
+        typer.Option(
+            "--budget-usd",
+            min=0,
+            help="Cost cap for the whole batch (spend already in --out counts); items not "
+            "run are reported as skipped.",
+        ),
+    ] = None,
 ) -> None:
     """Process a batch: one result line per item, written as soon as it finishes."""
     wf = _load(workflow)
@@ -107,6 +118,7 @@ def run_cmd(
                 settings=settings,
                 evaluate=evaluate,
                 on_item=lambda _line: bar.advance(task),
+                budget_usd=budget_usd,
             )
             bar.update(task, completed=len(items))
     except AgentMeshError as exc:
@@ -129,6 +141,11 @@ def _print_summary(summary: BatchSummary, target: Path, *, offline: bool) -> Non
     table.add_row("items", str(summary.items))
     if summary.skipped:
         table.add_row("already done (skipped)", str(summary.skipped))
+    if summary.budget_usd is not None:
+        table.add_row(
+            "batch budget (USD): spent / cap", f"{summary.spent_usd:.4f} / {summary.budget_usd:.4f}"
+        )
+        table.add_row("skipped: batch budget exhausted", str(summary.skipped_budget))
     for status, count in sorted(summary.statuses.items()):
         table.add_row(f"  {status}", str(count))
     table.add_row("escalation rate", f"{summary.escalation_rate:.1%}")
