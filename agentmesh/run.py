@@ -244,7 +244,12 @@ def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
     gates = [GateDecision.model_validate(g) for g in state.get("gates", [])]
     raw = state.get("result")
     result: ResultMessage[Any] | None = ResultMessage.model_validate(raw) if raw else None
-    usage = result.usage if result else Usage()
+    # A paused run has no result yet: its usage is what its finished stages spent.
+    usage = (
+        result.usage
+        if result
+        else sum((Usage.model_validate(u) for u in state.get("spent", [])), Usage())
+    )
     if interrupts:
         return RunResult(
             run_id=thread,

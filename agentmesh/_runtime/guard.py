@@ -270,7 +270,10 @@ class RunGuard:
                 period_held = self.period.reserve(
                     tokens=prompt_bound + out_cap, cost_usd=worst, run_id=self.run_id, agent=agent
                 )
-            target = f"model:{name}"
+            # One breaker per endpoint: the same model behind another base URL is
+            # another upstream.
+            endpoint = getattr(model, "openai_api_base", None)
+            target = f"model:{name}@{endpoint}" if endpoint else f"model:{name}"
             clock = deadline or self.deadline
             limit = clock.cap(self.controls.timeouts.model_call_s)
             bounded = _hard_timeout(model, limit)

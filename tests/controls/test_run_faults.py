@@ -25,7 +25,12 @@ from agentmesh.tracing._base import SpanKind
 
 pytestmark = pytest.mark.timeout(60)
 
-TARGET = "model:gpt-4o-mini"
+
+def _target(srv: FakeOpenAIServer) -> str:
+    """The breaker of the model endpoint a test's runs call."""
+    return f"model:gpt-4o-mini@{srv.base_url}"
+
+
 FAST_RETRY = RetryPolicy(
     initial_interval=0.01, backoff_factor=2.0, max_interval=1.0, max_attempts=3, jitter=False
 )
@@ -158,7 +163,7 @@ def test_500s_are_retried_then_open_the_breaker_which_fails_fast_and_recovers(
     assert first.output == Verdict(label="by rules")
     assert first.result is not None and first.result.degraded
     assert len(chats(srv)) == 3
-    assert breakers.get(TARGET).state == "open"
+    assert breakers.get(_target(srv)).state == "open"
 
     # Open: later runs fail fast into the fallback without a request ...
     again = run(desk(client(srv), fallback=True), controls, tracer)
@@ -174,7 +179,7 @@ def test_500s_are_retried_then_open_the_breaker_which_fails_fast_and_recovers(
     trial = run(desk(client(srv), fallback=True), controls, tracer)
     assert trial.output == Verdict(label="by rules")
     assert len(chats(srv)) == 4
-    assert breakers.get(TARGET).state == "open"
+    assert breakers.get(_target(srv)).state == "open"
 
     # After the next cool-down the trial succeeds and closes it.
     clock.now += 30.0
@@ -183,7 +188,7 @@ def test_500s_are_retried_then_open_the_breaker_which_fails_fast_and_recovers(
     assert healed.status is am.RunStatus.COMPLETED, healed.reason
     assert healed.output == Verdict(label="invoice")
     assert len(chats(srv)) == 5
-    assert breakers.get(TARGET).state == "closed"
+    assert breakers.get(_target(srv)).state == "closed"
     assert served_by(tracer) == ["fallback:rules"] * 3 + ["gpt-4o-mini"]
 
 
@@ -254,7 +259,7 @@ def test_malformed_json_is_not_retried_and_falls_back(srv: FakeOpenAIServer) -> 
     assert result.output == Verdict(label="by rules")
     assert served_by(tracer) == ["fallback:rules"]
     assert len(chats(srv)) == 1
-    assert breakers.get(TARGET).snapshot().calls == 0  # a bad answer is not an outage
+    assert breakers.get(_target(srv)).snapshot().calls == 0  # a bad answer is not an outage
 
 
 def test_malformed_json_without_a_fallback_escalates(srv: FakeOpenAIServer) -> None:

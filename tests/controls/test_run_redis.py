@@ -247,11 +247,11 @@ def test_a_kill_switch_set_in_one_process_stops_the_run_in_another(
 def test_a_breaker_opened_by_one_process_fails_fast_in_another(
     redis_db: RedisDB, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = f"gpt-4o-mini-{uuid.uuid4().hex[:10]}"  # a breaker of its own: model:<name>
-    key = f"agentmesh:breaker:model:{model}"
+    model = f"gpt-4o-mini-{uuid.uuid4().hex[:10]}"  # a breaker of its own
     env = {"AGENTMESH_REDIS_URL": redis_db.url}
     try:
         with FakeOpenAIServer(default=Fault.status(500)) as srv:
+            key = f"agentmesh:breaker:model:{model}@{srv.base_url}"
             args = {"model": model, "base_url": srv.base_url, "fallback": True}
             # Five failing attempts: the default breaker opens at 5 failures of 5 calls.
             first = finish(spawn(tmp_path, "model_run", args, env))
@@ -293,7 +293,7 @@ def test_a_days_budget_spent_by_one_process_refuses_the_other(
         assert len(day) == 1 and int(redis_db.client.get(day[0])) == 360_000  # nano-dollars
     finally:
         redis_db.delete("agentmesh:spend:*")
-        redis_db.client.delete(f"agentmesh:breaker:model:{model}")
+        redis_db.delete(f"agentmesh:breaker:model:{model}*")
 
     assert first["status"] == "completed", first
     assert first["output"] == {"label": "paid"}
