@@ -91,6 +91,8 @@ class Specialist(Generic[InT, OutT]):
         autonomy: From the agent's card.
         version: From the agent's card.
         description: One line shown in pictures and plans.
+        fallback_models: Other models or providers tried in order when the model
+            fails (after its retries, or with its breaker open), before ``fallback``.
         context_budget: Token budget of a model agent's working context: older
             tool rounds are summarized and externalized (``recall_step`` fetches
             them back) while the goal and task stay pinned. ``None``: unbounded.
@@ -115,6 +117,7 @@ class Specialist(Generic[InT, OutT]):
     autonomy: Autonomy = Autonomy.AUTONOMOUS
     version: str = "0"
     description: str = ""
+    fallback_models: Sequence[str | BaseChatModel] = ()
     context_budget: ContextBudget | None = None
     cache_ttl_s: float | None = None
     _tools: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
@@ -140,6 +143,8 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}
         object.__setattr__(self, "_tools", tools)
+        if self.fallback_models and not self.execution_layer.uses_model:
+            raise ConfigError(f"{where}: fallback_models is for model agents")
         if self.context_budget is not None and self.layer is Layer.CODE:
             raise ConfigError(f"{where}: context_budget is for model agents")
         if self.cache_ttl_s is not None and (

@@ -261,15 +261,28 @@ def _from_model_or_fallback(
         if cheaper is not None:
             model = cheaper
             evidence.append("budget pressure: routed to the small model layer")
+    chain = [model, *_fallback_models(spec, ctx)]
     try:
-        output = _ask_model(spec, model, payload, task, ctx, usage)
-        return _Produced(
-            output=output,
-            served_by=model_name(model),
-            confidence=spec.confidence,
-            evidence=evidence,
-            degraded=bool(evidence),
-        )
+        for i, candidate in enumerate(chain):
+            try:
+                output = _ask_model(spec, candidate, payload, task, ctx, usage)
+            except (GraphBubbleUp, RunStopped):
+                raise
+            except Exception as exc:
+                if i == len(chain) - 1:
+                    raise
+                evidence.append(
+                    f"model {model_name(candidate)} failed ({type(exc).__name__}: {_short(exc)})"
+                )
+                continue
+            return _Produced(
+                output=output,
+                served_by=model_name(candidate),
+                confidence=spec.confidence,
+                evidence=evidence,
+                degraded=bool(evidence),
+            )
+        raise AssertionError("unreachable: the chain is never empty")
     except GraphBubbleUp:
         raise
     except RunStopped as exc:
@@ -284,6 +297,30 @@ def _from_model_or_fallback(
         return _fall_back(
             spec, payload, actx, f"model failed ({type(exc).__name__}: {_short(exc)})"
         )
+
+
+_FALLBACK_MODELS: dict[int, tuple[Specialist[Any, Any], list[BaseChatModel]]] = {}
+
+
+def _fallback_models(spec: Specialist[Any, Any], ctx: RunContext) -> list[BaseChatModel]:
+    """The agent's fallback models (another model or provider), resolved once."""
+    if not spec.fallback_models:
+        return []
+    entry = _FALLBACK_MODELS.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        from agentmesh.models import resolve_model
+
+        models = [
+            m
+            for m in (
+                resolve_model(ref, layer=spec.execution_layer, settings=ctx.settings)
+                for ref in spec.fallback_models
+            )
+            if m is not None
+        ]
+        entry = (spec, models)
+        _FALLBACK_MODELS[id(spec)] = entry
+    return entry[1]
 
 
 def _fall_back(
