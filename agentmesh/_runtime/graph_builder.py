@@ -24,6 +24,7 @@ from langgraph.types import Command, Overwrite, Send
 from agentmesh._runtime import coordinator_steps as steps
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
+from agentmesh._runtime.guard import RunGuard, served_guard
 from agentmesh._runtime.specialist_run import run_specialist
 from agentmesh.messages import ResultMessage, TaskMessage
 from agentmesh.models import resolve_model
@@ -149,7 +150,7 @@ def compile_coordinator(
                 join, _bind_join(role, stage, settings, sent), destinations=destinations
             )
             for member in agent.members:
-                builder.add_node(member.name, _member_node(member, settings))
+                builder.add_node(member.name, _member_node(member, settings, role.name))
                 builder.add_edge(member.name, join)
         else:
             node = _stage_node(role, stage, settings, sent)
@@ -292,7 +293,7 @@ def _stage_node(
                 return _advance(role, state, before, sent)
             state = view
         task = state["pending"][0]["task"]
-        _at_node(agent.name, task)
+        _at_node(agent.name, task, role.name)
         result = run_agent(task, config)
         _record(task, result)
         fresh = _result_update(agent.name, result)
@@ -313,13 +314,13 @@ def _stage_node(
     return node
 
 
-def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]]:
+def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[..., dict[str, Any]]:
     """A parallel member: runs on the task it was sent; its join gates the group."""
     run_agent = _agent_call(agent, settings)
     if isinstance(agent, Specialist):
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
-            _at_node(agent.name, payload["task"])
+            _at_node(agent.name, payload["task"], coordinator)
             result = run_agent(payload["task"], None)
             _record(payload["task"], result)
             return {"results": {agent.name: result.model_dump(mode="json")}}
@@ -327,7 +328,7 @@ def _member_node(agent: Any, settings: Settings) -> Callable[..., dict[str, Any]
         return leaf
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        _at_node(agent.name, payload["task"])
+        _at_node(agent.name, payload["task"], coordinator)
         result = run_agent(payload["task"], config)
         _record(payload["task"], result)
         return {"results": {agent.name: result.model_dump(mode="json")}}
@@ -360,22 +361,36 @@ def _agent_call(
     return run_child
 
 
-def _at_node(agent: str, task: Mapping[str, Any]) -> None:
+def _guard(task: Mapping[str, Any], coordinator: str | None = None) -> RunGuard | None:
+    """The run's guard: ``agentmesh.run``'s, or one per thread for a served run."""
+    ctx = current_context()
+    if ctx.guard is not None:
+        return ctx.guard
+    run_id = task.get("run_id")
+    if not run_id:
+        return None
+    scope = task.get("scope") or ""
+    # The top role's own nodes dispatch tasks one level deep: they name the workflow.
+    top = coordinator if "/" not in scope else None
+    return served_guard(str(run_id), workflow=top, settings=ctx.settings)
+
+
+def _at_node(agent: str, task: Mapping[str, Any], coordinator: str) -> None:
     """The run's controls before an agent's node runs (kill switch, step caps, clock)."""
-    guard = current_context().guard
+    guard = _guard(task, coordinator)
     if guard is not None:
         guard.at_node(agent=agent, scope=task.get("scope") or "")
 
 
 def _kill_check(name: str, task: Mapping[str, Any]) -> None:
-    guard = current_context().guard
+    guard = _guard(task)
     if guard is not None:
         guard.check_kill(agent=name, scope=task.get("scope") or "")
 
 
 def _record(task: Mapping[str, Any], result: ResultMessage[Any]) -> None:
     """Keep a finished task's result for the run's partial results."""
-    guard = current_context().guard
+    guard = _guard(task)
     if guard is not None:
         guard.record(task.get("scope") or result.agent, result)
 

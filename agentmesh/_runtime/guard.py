@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentmesh.controls._config import Controls
 from agentmesh.controls.alerts import Alert, AlertSink, LogSink, WebhookSink, fanout
 from agentmesh.controls.breaker import (
     BreakerConfig,
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 
     from langchain_core.messages import AIMessage, BaseMessage
 
-    from agentmesh.controls._config import Controls
     from agentmesh.controls.cache import ResponseCache
     from agentmesh.controls.period import PeriodReservation
     from agentmesh.messages import ResultMessage
@@ -77,7 +78,7 @@ _BY_CONFIG: dict[tuple[int, BreakerConfig], Breakers] = {}
 
 
 _SERVICES: dict[Settings, Services] = {}
-_SERVICES_LOCK = threading.Lock()
+_SERVICES_LOCK = threading.RLock()
 
 
 def services_for(settings: Settings) -> Services:
@@ -347,6 +348,39 @@ class RunGuard:
         return self.envelope.snapshot() if self.envelope is not None else {}
 
 
+_SERVED: OrderedDict[str, RunGuard] = OrderedDict()
+_SERVED_MAX = 1024
+
+
+def served_guard(run_id: str, *, workflow: str | None, settings: Settings) -> RunGuard:
+    """The guard of a run that did not start through ``agentmesh.run``.
+
+    LangGraph's own server invokes compiled graphs directly; its runs still get
+    the default controls (kill switch, breakers, retries, timeouts), one guard
+    per thread, made by the first node that runs (the top role's).
+    """
+    with _SERVICES_LOCK:
+        guard = _SERVED.get(run_id)
+        if guard is None:
+            guard = RunGuard(
+                controls=Controls(), settings=settings, run_id=run_id, workflow=workflow or ""
+            )
+            _SERVED[run_id] = guard
+            while len(_SERVED) > _SERVED_MAX:
+                _SERVED.popitem(last=False)
+        else:
+            _SERVED.move_to_end(run_id)
+        return guard
+
+
+def find_served_guard(run_id: str | None) -> RunGuard | None:
+    """The served run's guard, if its first node made one."""
+    if run_id is None:
+        return None
+    with _SERVICES_LOCK:
+        return _SERVED.get(run_id)
+
+
 def _parts(scope: str) -> list[str]:
     return scope.split("/") if scope else []
 
@@ -418,4 +452,11 @@ def _period_guard(controls: Controls, settings: Settings, sink: AlertSink) -> Pe
     return PeriodGuard(budgets, ledger=ledger, sink=sink)
 
 
-__all__ = ["ModelCall", "RunGuard", "Services", "services_for"]
+__all__ = [
+    "ModelCall",
+    "RunGuard",
+    "Services",
+    "find_served_guard",
+    "served_guard",
+    "services_for",
+]

@@ -6,7 +6,7 @@ import hashlib
 import inspect
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -15,7 +15,8 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime.context import RunContext, current_context, span
+from agentmesh._runtime.context import RunContext, span
+from agentmesh._runtime.guard import find_served_guard
 from agentmesh.errors import AgentMeshError, BudgetExhaustedError, ModelOutputError, RunStopped
 from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage
 from agentmesh.models import model_name
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from langchain_core.language_models import BaseChatModel
 
+    from agentmesh._runtime.guard import RunGuard
     from agentmesh.controls.timeouts import Deadline
     from agentmesh.memory.context import WorkingContext
 
@@ -54,7 +56,12 @@ def run_specialist(
 ) -> ResultMessage[Any]:
     """Do ``task`` with ``spec`` and return a typed result; never raises for run failures."""
     started = time.perf_counter()
+    if ctx.guard is None:
+        served = find_served_guard(task.run_id)  # a run LangGraph's server started
+        if served is not None:
+            ctx = replace(ctx, guard=served)
     usage = _UsageMeter()
+    usage.guard = ctx.guard
     if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
         usage.deadline = ctx.guard.agent_deadline(spec.name)
     attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
@@ -453,7 +460,7 @@ def _invoke(
         input=[m.content for m in messages],
         attributes=attrs,
     ) as sp:
-        guard = current_context().guard
+        guard = usage.guard
 
         def invoke() -> AIMessage:
             ai = bound.invoke(messages)
@@ -557,6 +564,7 @@ class _UsageMeter:
         self.input_tokens = self.output_tokens = self.model_calls = self.tool_calls = 0
         self.cost = 0.0
         self.deadline: Deadline | None = None  # the agent's timeout, when it has one
+        self.guard: RunGuard | None = None  # the run's controls
 
     def add_call(self, tokens_in: int, tokens_out: int, cost: float) -> None:
         self.input_tokens += tokens_in
