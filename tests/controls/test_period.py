@@ -6,7 +6,6 @@ import logging
 import multiprocessing
 import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,45 +26,14 @@ from agentmesh.controls.period import (
 )
 from agentmesh.errors import BudgetExhaustedError, ConfigError
 
+from .conftest import REDIS_URL
+
 pytestmark = pytest.mark.timeout(60)
 
-REDIS_URL = os.environ.get("AGENTMESH_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
 MONDAY_NOON = datetime(2025, 3, 3, 12, tzinfo=UTC).timestamp()
 DAY = 86_400
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@pytest.fixture
-def redis_client() -> Iterator[Any]:
-    try:
-        import redis
-    except ImportError:
-        if _in_ci():
-            pytest.fail("CI is set, so the Redis tests must run: pip install 'agentmesh[redis]'")
-        pytest.skip("redis is not installed: pip install 'agentmesh[redis]'")
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=3, socket_connect_timeout=3)
-    try:
-        client.ping()
-    except Exception as exc:
-        message = f"Redis at {REDIS_URL} is not reachable ({type(exc).__name__}: {exc})"
-        if _in_ci():
-            pytest.fail(f"CI is set, so the Redis tests must run: {message}")
-        pytest.skip(f"{message}; set AGENTMESH_TEST_REDIS_URL or start a server (required on CI)")
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(redis_client: Any) -> Iterator[str]:
-    """A key prefix no other test uses; its keys are deleted afterwards."""
-    value = f"agentmesh-test:{uuid.uuid4().hex}:"
-    yield value
-    keys = list(redis_client.scan_iter(match=value + "*"))
-    if keys:
-        redis_client.delete(*keys)
 
 
 class Clock:
