@@ -511,7 +511,7 @@ def _tool_reply(
         # Dereferencing the agent's own externalized steps: memory, not a tool.
         found = window.get(str(call["args"].get("pointer", "")))
         text = (
-            "\n".join(str(m.content) for m in found)
+            "\n".join(str(m.content) for m in found if m.content)
             if found is not None
             else f"error: no step {call['args'].get('pointer')!r}"
         )
