@@ -81,6 +81,7 @@ def test_the_prompt_stays_within_budget_while_an_unbounded_one_grows() -> None:
     assert raw_sizes[-1] > 3 * 1500
     assert len(recalled) == 2, "the agent saw a pointer to an externalized step and used it"
     pointer, answer = recalled
+    assert pointer.startswith("step:"), pointer
     assert not answer.startswith("error"), answer
     assert answer.count("row") == 12  # the full step record came back, not a summary
 
