@@ -178,8 +178,13 @@ class Gate:
         schema: type[BaseModel],
         board: Mapping[str, Any],
         attempt: int,
+        typed_output: BaseModel | None = None,
     ) -> tuple[GateDecision, BaseModel | None]:
-        """Judge one stage result; returns the decision and the typed output if it passed."""
+        """Judge one stage result; returns the decision and the typed output if it passed.
+
+        ``typed_output`` is ``result.output`` as an instance of exactly ``schema``,
+        when the caller already validated it (so it is not validated twice).
+        """
         failures: list[tuple[GateAction, str]] = []
         typed: BaseModel | None = None
         if result.status is ResultStatus.HALTED:
@@ -193,7 +198,11 @@ class Gate:
             failures.append((self.on_failed, f"{stage} failed: {result.error}"))
         else:
             try:
-                typed = schema.model_validate(result.output)
+                typed = (
+                    typed_output
+                    if type(typed_output) is schema
+                    else schema.model_validate(result.output)
+                )
             except ValidationError as exc:
                 failures.append(
                     (GateAction.RETRY, f"output is not a valid {schema.__name__}: {exc}")
@@ -212,7 +221,8 @@ class Gate:
         if action is GateAction.RETRY and attempt > self.max_retries:
             action = self.on_exhausted
             reasons.append(f"retries exhausted after {attempt} attempts")
-        decision = GateDecision(
+        # Every field is set here from values of the right types: no validation needed.
+        decision = GateDecision.model_construct(
             gate=self.name or f"gate:{stage}",
             stage=stage,
             action=action,

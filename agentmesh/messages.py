@@ -9,10 +9,11 @@ what it reads.
 from __future__ import annotations
 
 import os
+import random
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from agentmesh.types import GateAction, Layer, ResultStatus
 
@@ -29,9 +30,16 @@ PayloadT = TypeVar("PayloadT")
 OutputT = TypeVar("OutputT")
 
 
+# Ids need to be unique, not secret. os.urandom() is a system call that releases the
+# GIL, and a release inside a run's parallel branches costs a thread switch; a PRNG
+# seeded from it is not. A forked child gets a new seed, so processes never share ids.
+_IDS = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))
+
+
 def new_id() -> str:
-    """A short random id for tasks and runs."""
-    return os.urandom(8).hex()
+    """A short random id for tasks and runs (64 random bits, in hex)."""
+    return f"{_IDS.getrandbits(64):016x}"
 
 
 class Usage(BaseModel):
@@ -115,6 +123,8 @@ class ResultMessage(BaseModel, Generic[OutputT]):
     )
     error: str | None = None
     escalation: EscalationMessage | None = None
+    _typed: BaseModel | None = PrivateAttr(default=None)
+    """The output as the typed object this process validated (never serialized)."""
 
 
 class GateDecision(BaseModel):

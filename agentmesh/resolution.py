@@ -9,7 +9,7 @@ can never wait forever or loop.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -103,8 +103,13 @@ def disagreements(peers: Sequence[PeerOutcome]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+def _key(value: Any) -> Hashable:
+    """Equal for values equal as JSON (``1`` and ``1.0`` differ, as do ``1`` and ``true``)."""
+    if value is None or isinstance(value, str | bool | int):
+        return (type(value), value)
+    if isinstance(value, float):
+        return (float, repr(value))
+    return (dict, json.dumps(value, sort_keys=True, default=str))
 
 
 def _escalate(peers: Sequence[PeerOutcome], why: str, strategy: str) -> Resolution:
@@ -117,8 +122,13 @@ def _escalate(peers: Sequence[PeerOutcome], why: str, strategy: str) -> Resoluti
     )
 
 
-def _trivial(peers: Sequence[PeerOutcome], strategy: str) -> Resolution | None:
-    """Resolve the cases every strategy handles alike: none or one answer, or agreement."""
+def _trivial(
+    peers: Sequence[PeerOutcome], strategy: str, split: Mapping[str, Any] | None = None
+) -> Resolution | None:
+    """Resolve the cases every strategy handles alike: none or one answer, or agreement.
+
+    ``split`` is the peers' disagreements when the caller already has them.
+    """
     answered = [p for p in peers if p.output is not None]
     if not answered:
         return _escalate(peers, "no peer produced an answer", strategy)
@@ -130,7 +140,7 @@ def _trivial(peers: Sequence[PeerOutcome], strategy: str) -> Resolution | None:
             confidence=only.confidence * 0.8,
             rationale=f"only {only.agent} answered",
         )
-    if not disagreements(answered):
+    if not (disagreements(answered) if split is None else split):
         return Resolution(
             output=answered[0].output,
             strategy=strategy,
@@ -180,24 +190,27 @@ class Vote:
         self, peers: Sequence[PeerOutcome], schema: type[BaseModel], run_agent: AgentRunner
     ) -> Resolution:
         """Pick each disputed field's value with the most weight behind it."""
-        trivial = _trivial(peers, self.name)
+        answered = [p for p in peers if p.output is not None]
+        split = disagreements(answered)
+        trivial = _trivial(peers, self.name, split)
         if trivial is not None:
             return trivial
-        answered = [p for p in peers if p.output is not None]
         merged = answered[0].output.model_dump(mode="json") if answered[0].output else {}
-        split = disagreements(answered)
         notes: list[str] = []
         for name, values in split.items():
-            tally: dict[str, float] = {}
+            tally: dict[Hashable, float] = {}
+            value_of: dict[Hashable, Any] = {}
             for p in answered:
-                tally[_key(values[p.agent])] = tally.get(_key(values[p.agent]), 0.0) + self.weight(
-                    p
-                )
+                key = _key(values[p.agent])
+                tally[key] = tally.get(key, 0.0) + self.weight(p)
+                value_of[key] = values[p.agent]
             ranked = sorted(tally.items(), key=lambda kv: kv[1], reverse=True)
             if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
                 return self._fall_back(peers, schema, run_agent, f"tie on {name}")
-            merged[name] = json.loads(ranked[0][0])
-            notes.append(f"{name}={ranked[0][0]} ({ranked[0][1]:g} of {sum(tally.values()):g})")
+            winner = value_of[ranked[0][0]]
+            merged[name] = winner
+            shown = json.dumps(winner, sort_keys=True, default=str)
+            notes.append(f"{name}={shown} ({ranked[0][1]:g} of {sum(tally.values()):g})")
         try:
             output = schema.model_validate(merged)
         except ValidationError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from agentmesh.lead import Lead
 
 PING_PONG_CYCLES = 3
+_SEVERITY = operator.attrgetter("severity")
+_TASK_KEYS = TaskMessage.model_fields.keys()
 
 
 def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMessage[Any]:
@@ -62,7 +65,16 @@ def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMe
 def plan(role: Lead[Any, Any], state: Mapping[str, Any], config: Any) -> dict[str, Any]:
     """Validate the task, make (or remake) the plan and dispatch its first stage."""
     task = coerce_task(role.name, state, config)
-    update: dict[str, Any] = {"task": task.model_dump(mode="json")}
+    raw = state.get("task")
+    # A valid envelope already in its JSON form (run id set, no deadline to
+    # normalize) is kept as it came; anything else is written in JSON form.
+    keep = (
+        isinstance(raw, dict)
+        and raw.keys() == _TASK_KEYS
+        and raw["run_id"]
+        and raw["deadline"] is None
+    )
+    update: dict[str, Any] = {"task": raw if keep else task.model_dump(mode="json")}
     if state.get("result") is not None:
         # A new task on a thread whose last run finished starts from scratch;
         # Overwrite bypasses the accumulating reducers.
@@ -278,25 +290,35 @@ def gate(
     board = dict(state["board"])
     decisions: list[GateDecision] = []
     dumped: list[dict[str, Any]] = []
-    passed: dict[str, BaseModel] = {}
+    passed: dict[str, dict[str, Any]] = {}
     for judged_name, schema, raw in judged:
         known = fresh.get(judged_name) if fresh else None
         result: ResultMessage[Any] = known or ResultMessage.model_validate(raw)
+        mine = result._typed  # set when this process built the result from a typed output
         decision, typed = the_gate.evaluate(
-            stage=judged_name, result=result, schema=schema, board=board, attempt=attempt
+            stage=judged_name,
+            result=result,
+            schema=schema,
+            board=board,
+            attempt=attempt,
+            typed_output=mine,
         )
         decisions.append(decision)
         if typed is not None:
-            passed[judged_name] = typed
-        dumped.append(decision.model_dump(mode="json"))
+            # The result's output is already ``typed`` in JSON form when it was reused.
+            out = result.output
+            passed[judged_name] = (
+                out if typed is mine and isinstance(out, dict) else typed.model_dump(mode="json")
+            )
+        dumped.append(_decision_json(decision))
         _trace_gate(decision, dumped[-1], result, state)
-    action = max((d.action for d in decisions), key=lambda a: a.severity)
+    action = max((d.action for d in decisions), key=_SEVERITY)
     update: dict[str, Any] = {"gates": dumped}
     feedback = dict(state.get("feedback", {}))
     reasons = [r for d in decisions for r in d.reasons]
     if action is GateAction.PASS:
         # Same precedence as the build-time check: fields win over whole-output aliases.
-        outputs = {n: typed.model_dump(mode="json") for n, typed in passed.items()}
+        outputs = passed
         board.update(outputs)
         for output in outputs.values():
             board.update(output)
@@ -357,6 +379,18 @@ def gate(
             decision_point=f"{role.name}/{name}",
             escalation=_escalation(role, name, reasons, board, child),
         ),
+    }
+
+
+def _decision_json(decision: GateDecision) -> dict[str, Any]:
+    """``decision.model_dump(mode="json")``, without pydantic's serializer (a hot path)."""
+    return {
+        "gate": decision.gate,
+        "stage": decision.stage,
+        "action": decision.action.value,
+        "reasons": list(decision.reasons),
+        "attempt": decision.attempt,
+        "task_id": decision.task_id,
     }
 
 

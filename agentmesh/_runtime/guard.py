@@ -34,7 +34,7 @@ from agentmesh.controls.killswitch import KillSwitch
 from agentmesh.controls.period import PeriodBudget, PeriodGuard, RedisSpendLedger
 from agentmesh.controls.retry import RetryStormGuard, call_with_retry
 from agentmesh.controls.timeouts import Deadline, call_with_timeout
-from agentmesh.controls.tokens import prompt_tokens_upper_bound, usage_or_estimate
+from agentmesh.controls.tokens import TokenCount, prompt_tokens_upper_bound, usage_or_estimate
 from agentmesh.errors import BudgetExhaustedError, RunawayError
 from agentmesh.pricing import cost_usd, worst_case_cost
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from langchain_core.messages import AIMessage, BaseMessage
 
+    from agentmesh.controls.budget import Reservation
     from agentmesh.controls.cache import ResponseCache
     from agentmesh.controls.period import PeriodReservation
     from agentmesh.messages import ResultMessage
@@ -255,26 +256,24 @@ class RunGuard:
                     cache_hit=True,
                     estimated=False,
                 )
-        texts = [_text(m) for m in messages] + [_schema_text(t) for t in tools]
-        out_cap = int(getattr(model, "max_tokens", None) or self.max_output_tokens)
-        prompt_bound = prompt_tokens_upper_bound(texts, model=name)
-        worst = worst_case_cost(name, prompt_tokens=prompt_bound, max_tokens=out_cap)
         envelope = self.envelope_for(scope)
-        held = (
-            envelope.reserve(tokens=prompt_bound + out_cap, cost_usd=worst, agent=agent)
-            if envelope is not None
-            else None
-        )
+        held: Reservation | None = None
         period_held: PeriodReservation | None = None
+        tokens, worst = 0, 0.0
+        if envelope is not None or self.period is not None:
+            # The worst case is reserved before the call, so no cap can be passed.
+            out_cap = int(getattr(model, "max_tokens", None) or self.max_output_tokens)
+            prompt_bound = prompt_tokens_upper_bound(_texts(messages, tools), model=name)
+            tokens = prompt_bound + out_cap
+            worst = worst_case_cost(name, prompt_tokens=prompt_bound, max_tokens=out_cap)
+        if envelope is not None:
+            held = envelope.reserve(tokens=tokens, cost_usd=worst, agent=agent)
         try:
             if self.period is not None:
                 period_held = self.period.reserve(
-                    tokens=prompt_bound + out_cap, cost_usd=worst, run_id=self.run_id, agent=agent
+                    tokens=tokens, cost_usd=worst, run_id=self.run_id, agent=agent
                 )
-            # One breaker per endpoint: the same model behind another base URL is
-            # another upstream.
-            endpoint = getattr(model, "openai_api_base", None)
-            target = f"model:{name}@{endpoint}" if endpoint else f"model:{name}"
+            target = _target(model, name)
             clock = deadline or self.deadline
             limit = clock.cap(self.controls.timeouts.model_call_s)
             bounded = _hard_timeout(model, limit)
@@ -292,9 +291,7 @@ class RunGuard:
             if period_held is not None and self.period is not None:
                 self.period.release(period_held)
             raise
-        count = usage_or_estimate(
-            message.usage_metadata, prompt=texts, output=_text(message), model=name
-        )
+        count = _tokens(message, messages, tools, name)
         cost = cost_usd(name, count.input_tokens, count.output_tokens)
         tokens = count.input_tokens + count.output_tokens
         if held is not None and envelope is not None:
@@ -379,6 +376,43 @@ def find_served_guard(run_id: str | None) -> RunGuard | None:
         return None
     with _SERVICES_LOCK:
         return _SERVED.get(run_id)
+
+
+_TARGETS: dict[tuple[int, str], tuple[Any, str]] = {}
+
+
+def _target(model: Any, name: str) -> str:
+    """The model's breaker key (looked up once per model object).
+
+    One breaker per endpoint: the same model behind another base URL is another upstream.
+    """
+    entry = _TARGETS.get((id(model), name))
+    if entry is None or entry[0] is not model:
+        endpoint = getattr(model, "openai_api_base", None)
+        entry = (model, f"model:{name}@{endpoint}" if endpoint else f"model:{name}")
+        if len(_TARGETS) >= 1024:
+            _TARGETS.clear()  # models are few; a process making many just looks them up again
+        _TARGETS[(id(model), name)] = entry
+    return entry[1]
+
+
+def _texts(messages: Sequence[BaseMessage], tools: Sequence[Any]) -> list[str]:
+    """Every text the provider receives: the messages and the bound tools' schemas."""
+    return [_text(m) for m in messages] + [_schema_text(t) for t in tools]
+
+
+def _tokens(
+    message: AIMessage, messages: Sequence[BaseMessage], tools: Sequence[Any], model: str
+) -> TokenCount:
+    """The call's tokens as the provider reported them, or estimated from the texts."""
+    usage = message.usage_metadata
+    if usage and "input_tokens" in usage and "output_tokens" in usage:
+        return TokenCount(
+            input_tokens=int(usage["input_tokens"]), output_tokens=int(usage["output_tokens"])
+        )
+    return usage_or_estimate(
+        None, prompt=_texts(messages, tools), output=_text(message), model=model
+    )
 
 
 def _parts(scope: str) -> list[str]:

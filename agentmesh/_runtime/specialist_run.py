@@ -145,17 +145,19 @@ def _attempt(
         else:
             produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
         output = produced.output.model_dump(mode="json")
-        return ResultMessage(
+        result: ResultMessage[Any] = ResultMessage(
             task_id=task.task_id,
             agent=spec.name,
             status=ResultStatus.OK,
             output=output,
             confidence=produced.confidence,
             evidence=produced.evidence,
-            summary=produced.summary or f"{spec.name}: {_describe(output)}",
+            summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
             served_by=produced.served_by,
             degraded=produced.degraded,
         )
+        result._typed = produced.output  # validated against spec.output: the gate reuses it
+        return result
     except (GraphBubbleUp, RunStopped):
         raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:
@@ -615,8 +617,8 @@ def _short(exc: Exception) -> str:
     return str(exc)[:500]
 
 
-def _describe(output: Any) -> str:
-    text = json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str)
+def _describe(output: BaseModel) -> str:
+    text = output.model_dump_json()
     return text if len(text) <= 160 else text[:157] + "..."
 
 

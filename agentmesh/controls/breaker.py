@@ -232,20 +232,41 @@ class _Record:
     passed: int = 0  # half-open trials that succeeded
 
     def dump(self) -> str:
-        return json.dumps(astuple(self), separators=(",", ":"))
+        text = _DUMPED.get(self)
+        if text is None:
+            text = json.dumps(astuple(self), separators=(",", ":"))
+            _remember(_DUMPED, self, text)
+        return text
 
     @classmethod
     def parse(cls, raw: str | None) -> _Record:
         if raw is None:
             return cls()
+        # Every call reads its breaker's record, and a healthy breaker's record
+        # does not change: parse each distinct text once.
+        known = _PARSED.get(raw)
+        if known is not None:
+            return known
         try:
             record = cls(*json.loads(raw))
             if record.state not in ("closed", "open", "half_open"):
                 raise ValueError(record.state)
-            return record
         except (ValueError, TypeError):
             logger.warning("unreadable circuit breaker record %r; starting closed", raw)
             return cls()
+        _remember(_PARSED, raw, record)
+        return record
+
+
+_PARSED: dict[str, _Record] = {}
+_DUMPED: dict[_Record, str] = {}
+_MEMO_SIZE = 4096
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()  # records are tiny and re-parsed cheaply: no LRU bookkeeping
+    memo[key] = value
 
 
 class CircuitBreaker:
@@ -371,7 +392,8 @@ class CircuitBreaker:
                 return _Record(), None
             return replace(rec, passed=passed, trials=max(rec.trials - 1, 0)), None
         if rec.state == "closed":
-            return replace(rec, outcomes=self._push(rec.outcomes, "0")), None
+            outcomes = self._push(rec.outcomes, "0")
+            return (rec if outcomes == rec.outcomes else replace(rec, outcomes=outcomes)), None
         return rec, None
 
     def _failure(self, rec: _Record, now: float) -> tuple[_Record, BreakerState]:

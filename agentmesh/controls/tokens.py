@@ -94,15 +94,22 @@ def tokenizer_for(model: str | None) -> _Encoding | None:
     """
     if not model:
         return None
-    try:
-        from tiktoken.model import encoding_name_for_model
-    except ImportError:
-        return None
-    try:
-        name = encoding_name_for_model(model.split(":", 1)[-1])
-    except KeyError:
-        return None
-    return _cached_encoding(name)
+    if model in _NAME_FOR:
+        name = _NAME_FOR[model]
+    else:
+        try:
+            from tiktoken.model import encoding_name_for_model
+        except ImportError:
+            return None
+        try:
+            name = encoding_name_for_model(model.split(":", 1)[-1])
+        except KeyError:
+            name = None
+        _NAME_FOR[model] = name  # looked up before every model call: once per model
+    return _cached_encoding(name) if name is not None else None
+
+
+_NAME_FOR: dict[str, str | None] = {}
 
 
 def _cached_encoding(name: str) -> _Encoding | None:

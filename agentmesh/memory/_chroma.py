@@ -24,6 +24,7 @@ and scored here. ``candidate_limit=0`` sends every filtered query as a ``where``
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
@@ -142,25 +143,25 @@ class ChromaStore:
         if k < 1 or (where is not None and where.admits_none):
             return []
         if where is None or where.admits_all:
-            return self._query(vector, k, None)
+            return self._search(vector, k, None).scored()
         want = self._planner.first(where, k)
         for _ in range(TRIES):
             if not want:
                 break
-            candidates = self._query(vector, want, None)
-            kept = [c for c in candidates if where.matches(c.item)]
-            self._planner.observe(where, len(kept), len(candidates))
+            rows = self._search(vector, want, None)
+            kept, passed = rows.passing(where, k)
+            self._planner.observe(where, passed, len(rows.ids))
             # Fewer candidates than asked for means every item was seen only if the
             # collection is that small: HNSW can return short lists on its own.
-            if len(kept) >= k or (len(candidates) < want and want >= self._col.count()):
+            if len(kept) >= k or (len(rows.ids) < want and want >= self._col.count()):
                 with self._lock:
                     self.planned_queries += 1
-                return kept[:k]
-            want = self._planner.more(where, k, tried=want, passed=len(kept))
+                return kept
+            want = self._planner.more(where, k, tried=want, passed=passed)
         with self._lock:
             self.where_queries += 1
         clause = chroma_where(where)
-        found = self._query(vector, k, clause)
+        found = self._search(vector, k, clause).scored()
         if len(found) < k:
             # Chroma's filtered HNSW search can miss admitted items that sit far from
             # the query when few items are admitted; score small admitted sets exactly.
@@ -194,7 +195,7 @@ class ChromaStore:
         """How many items the store holds."""
         return self._col.count()
 
-    def _query(self, vector: Vector, k: int, where: dict[str, Any] | None) -> list[ScoredItem]:
+    def _search(self, vector: Vector, k: int, where: dict[str, Any] | None) -> _Rows:
         try:
             found = self._col.query(
                 query_embeddings=np.atleast_2d(np.asarray(vector, dtype=np.float32)),
@@ -206,12 +207,12 @@ class ChromaStore:
             if "dimension" in str(exc):
                 raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
             raise
-        ids, docs = found["ids"][0], (found["documents"] or [[]])[0]
-        metas, dists = (found["metadatas"] or [[]])[0], (found["distances"] or [[]])[0]
-        return [
-            ScoredItem(item=_item(i, d, m), score=1.0 - float(x))
-            for i, d, m, x in zip(ids, docs, metas, dists, strict=True)
-        ]
+        return _Rows(
+            ids=found["ids"][0],
+            docs=(found["documents"] or [[]])[0],
+            metas=(found["metadatas"] or [[]])[0],
+            dists=(found["distances"] or [[]])[0],
+        )
 
     def _exact(self, vector: Vector, k: int, where: dict[str, Any] | None) -> list[ScoredItem]:
         got = self._col.get(
@@ -280,17 +281,51 @@ def _metadata(item: MemoryItem) -> dict[str, Any]:
     }
 
 
-def _item(item_id: str, text: str | None, meta: Any) -> MemoryItem:
+@dataclass(frozen=True, kw_only=True)
+class _Rows:
+    """One Chroma query's answer, nearest first, before any item is built."""
+
+    ids: list[str]
+    docs: list[Any]
+    metas: list[Any]
+    dists: list[Any]
+
+    def scored(self) -> list[ScoredItem]:
+        return [self._scored(n) for n in range(len(self.ids))]
+
+    def passing(self, where: ItemFilter, k: int) -> tuple[list[ScoredItem], int]:
+        """The first ``k`` rows that pass ``where`` as items, and how many rows passed."""
+        kept: list[ScoredItem] = []
+        passed = 0
+        # Rows are checked on their metadata so only the kept ones become items.
+        for n, meta in enumerate(self.metas):
+            if where.matches_fields(meta["data_type"], meta["ingested_at"], _expiry(meta)):
+                passed += 1
+                if len(kept) < k:
+                    kept.append(self._scored(n))
+        return kept, passed
+
+    def _scored(self, n: int) -> ScoredItem:
+        return ScoredItem(
+            item=_item(self.ids[n], self.docs[n], self.metas[n]), score=1.0 - float(self.dists[n])
+        )
+
+
+def _expiry(meta: Any) -> float | None:
     expires = float(meta["expires_at"])
-    # Our own metadata, written by ``_metadata``: skip validation on the query path.
-    return MemoryItem.model_construct(
+    return None if expires >= _NEVER else expires
+
+
+def _item(item_id: str, text: str | None, meta: Any) -> MemoryItem:
+    # Validating is cheaper than ``model_construct`` (pydantic-core against a Python loop).
+    return MemoryItem(
         id=item_id,
         text=text or "",
         source=str(meta["source"]),
         data_type=str(meta["data_type"]),
         ingested_at=float(meta["ingested_at"]),
         source_version=str(meta["source_version"]),
-        expires_at=None if expires >= _NEVER else expires,
+        expires_at=_expiry(meta),
         title=str(meta.get("title", "")),
     )
 

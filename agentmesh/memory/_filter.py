@@ -39,12 +39,14 @@ class Window:
 
     def admits(self, item: MemoryItem) -> bool:
         """Whether ``item`` falls inside the window."""
-        if self.ingested_since is not None and item.ingested_at < self.ingested_since:
+        return self.admits_stamps(item.ingested_at, item.expires_at)
+
+    def admits_stamps(self, ingested_at: float, expires_at: float | None) -> bool:
+        """Whether an item with these timestamps falls inside the window."""
+        if self.ingested_since is not None and ingested_at < self.ingested_since:
             return False
         return not (
-            self.live_at is not None
-            and item.expires_at is not None
-            and item.expires_at <= self.live_at
+            self.live_at is not None and expires_at is not None and expires_at <= self.live_at
         )
 
 
@@ -79,5 +81,9 @@ class ItemFilter:
 
     def matches(self, item: MemoryItem) -> bool:
         """Whether ``item`` passes the filter."""
-        window = self.types.get(item.data_type, self.others)
-        return window is not None and window.admits(item)
+        return self.matches_fields(item.data_type, item.ingested_at, item.expires_at)
+
+    def matches_fields(self, data_type: str, ingested_at: float, expires_at: float | None) -> bool:
+        """Whether an item with these fields passes (checks a row before an item is built)."""
+        window = self.types.get(data_type, self.others)
+        return window is not None and window.admits_stamps(ingested_at, expires_at)
