@@ -14,6 +14,15 @@ share of candidates that passed before) and keeps those that pass. When at least
 ``k`` pass, or the collection has no more items, they are the filtered top ``k``;
 after three short tries it runs the ``where``-filtered query.
 
+What a planned query costs over a plain one: Chroma reads every returned row back
+from its metadata index after the vector search, at about the same price per row
+whatever ``include`` asks for, so the ``m - k`` extra candidates are the overhead.
+Rows are checked on their metadata and only the kept ones become items. Two cheaper
+looking plans were measured and dropped: distances first, then a ``get`` of the kept
+rows (the second call's fixed cost is more than the rows it saves), and a local cache
+of each item's filter fields (it cannot see writes by another process or client, such
+as a re-ingest that re-stamps a source, so it would drop items that are fresh again).
+
 Chroma's ``where``-filtered search is approximate in a way that matters here: when
 few items are admitted and they sit far from the query, it can return fewer than
 ``k`` of them, even none. So a ``where`` query that comes back short is redone

@@ -133,6 +133,29 @@ def test_expired_items_are_stale_whatever_their_age(store: MemoryStore) -> None:
     assert not hits["manual-valid"].stale
 
 
+@pytest.mark.parametrize(
+    ("data_type", "ingested_at", "expires_at", "passes"),
+    [
+        ("fx_rates", NOW - DAY, None, True),  # the age bound is inclusive
+        ("fx_rates", NOW - DAY - 1, None, False),
+        ("fx_rates", NOW, NOW, False),  # expiring now is expired
+        ("fx_rates", NOW, NOW + 1, True),
+        ("manual", NOW - 400 * DAY, NOW - 1, True),  # flagged types are not filtered
+        ("other", NOW - 400 * DAY, None, True),
+    ],
+)
+def test_a_row_is_checked_on_its_fields_as_its_item_would_be(
+    data_type: str, ingested_at: float, expires_at: float | None, passes: bool
+) -> None:
+    where = ItemFilter(
+        types={"fx_rates": Window(ingested_since=NOW - DAY, live_at=NOW)}, others=Window()
+    )
+    it = item("x", data_type=data_type, ingested_at=ingested_at, expires_at=expires_at)
+    assert where.matches_fields(data_type, ingested_at, expires_at) is passes
+    assert where.matches(it) is passes
+    assert POLICY.item_filter(NOW).matches(it) is passes
+
+
 def test_retrieval_hands_the_policy_filter_to_the_store_query() -> None:
     spy = SpyStore(InMemoryStore())
     memory = _memory(spy, [item("a")], Clock())

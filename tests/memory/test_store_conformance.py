@@ -13,6 +13,7 @@ from _store_conformance import StoreConformance
 
 from agentmesh.memory import ChromaStore, InMemoryStore, ItemFilter, MemoryStore, Window
 from agentmesh.memory._chroma import chroma_where
+from agentmesh.memory._plan import needed
 
 
 class TestInMemoryStore(StoreConformance):
@@ -122,6 +123,55 @@ def test_planned_query_falls_back_to_where_when_candidates_do_not_pass(
     assert spy.wheres[:-1] == [None] * (len(spy.wheres) - 1)
     assert spy.wheres[-1] == {"ingested_at": {"$gte": NOW - DAY}}
     assert chroma.where_queries == 1
+
+
+def test_planned_query_reads_the_planned_candidates_in_one_query(
+    chroma: ChromaStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = [item(f"s{n}", ingested_at=NOW - 9 * DAY) for n in range(20)]
+    fresh = [item(f"f{n}") for n in range(20)]
+    # Nearest first, alternating stale and fresh: half the candidates pass.
+    ordered = [x for pair in zip(stale, fresh, strict=True) for x in pair]
+    chroma.add(ordered, np.stack([toward(0, 0.99 - n * 0.01) for n in range(40)]))
+    asked: list[int] = []
+    original = chroma.collection.query
+
+    def query(**kwargs: Any) -> Any:
+        asked.append(kwargs["n_results"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(chroma.collection, "query", query)
+    where = ItemFilter(others=Window(ingested_since=NOW - DAY))
+    found = chroma.query(basis(0), k=3, where=where)
+    assert [s.item.id for s in found] == ["f0", "f1", "f2"]
+    assert asked == [needed(3, 0.5)]  # the prior share before anything was seen
+
+
+def test_writes_through_another_store_are_seen_by_filtered_queries(tmp_path: Path) -> None:
+    # The filter is checked on what Chroma holds at query time, never on a copy kept
+    # by one store: a re-ingest elsewhere that re-stamps a source must count at once.
+    reader = ChromaStore(path=tmp_path / "chroma")
+    writer = ChromaStore(path=tmp_path / "chroma")
+    where = ItemFilter(others=Window(ingested_since=NOW - DAY))
+    writer.add(
+        [item("a", source="s", ingested_at=NOW - 9 * DAY), item("b", source="t")],
+        np.stack([basis(0), toward(0, 0.5)]),
+    )
+    assert [s.item.id for s in reader.query(basis(0), k=1, where=where)] == ["b"]
+    writer.restamp_source("s", NOW)
+    assert [s.item.id for s in reader.query(basis(0), k=1, where=where)] == ["a"]
+    writer.add([item("a", source="s", ingested_at=NOW - 9 * DAY)], np.stack([basis(0)]))
+    assert [s.item.id for s in reader.query(basis(0), k=1, where=where)] == ["b"]
+    other_client = _chromadb_client(tmp_path / "chroma")
+    other_client.get_collection("knowledge").update(ids=["a"], metadatas=[{"ingested_at": NOW}])
+    assert [s.item.id for s in reader.query(basis(0), k=1, where=where)] == ["a"]
+
+
+def _chromadb_client(path: Path) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    return chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
 
 
 def test_embedded_chroma_persists_across_instances(tmp_path: Path) -> None:
