@@ -221,8 +221,7 @@ class Gate:
         if action is GateAction.RETRY and attempt > self.max_retries:
             action = self.on_exhausted
             reasons.append(f"retries exhausted after {attempt} attempts")
-        # Every field is set here from values of the right types: no validation needed.
-        decision = GateDecision.model_construct(
+        decision = GateDecision(
             gate=self.name or f"gate:{stage}",
             stage=stage,
             action=action,

@@ -24,6 +24,8 @@ __all__ = [
     "TaskMessage",
     "Usage",
     "new_id",
+    "result_json",
+    "usage_json",
 ]
 
 PayloadT = TypeVar("PayloadT")
@@ -125,6 +127,48 @@ class ResultMessage(BaseModel, Generic[OutputT]):
     escalation: EscalationMessage | None = None
     _typed: BaseModel | None = PrivateAttr(default=None)
     """The output as the typed object this process validated (never serialized)."""
+
+
+def result_json(result: ResultMessage[Any]) -> dict[str, Any]:
+    """``result.model_dump(mode="json")`` for an output already in JSON form.
+
+    Results are written to graph state at every hop; this skips pydantic's
+    serializer for them. An output that is not a dict (or ``None``), or an
+    escalation, is serialized the usual way.
+    """
+    output = result.output
+    if output is not None and not isinstance(output, dict):
+        return result.model_dump(mode="json")
+    usage = result.usage
+    return {
+        "task_id": result.task_id,
+        "agent": result.agent,
+        "status": result.status.value,
+        "output": output,
+        "confidence": result.confidence,
+        "evidence": list(result.evidence),
+        "usage": usage_json(usage),
+        "summary": result.summary,
+        "layer": None if result.layer is None else result.layer.value,
+        "served_by": result.served_by,
+        "degraded": result.degraded,
+        "error": result.error,
+        "escalation": None
+        if result.escalation is None
+        else result.escalation.model_dump(mode="json"),
+    }
+
+
+def usage_json(usage: Usage) -> dict[str, Any]:
+    """``usage.model_dump(mode="json")``, without pydantic's serializer (a hot path)."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "model_calls": usage.model_calls,
+        "tool_calls": usage.tool_calls,
+        "cost_usd": usage.cost_usd,
+        "latency_s": usage.latency_s,
+    }
 
 
 class GateDecision(BaseModel):

@@ -29,6 +29,52 @@ def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     return _float(env, name, 0.0) if env.get(name) else None
 
 
+ENV_NAMES = (
+    "AGENTMESH_ALERT_WEBHOOK_URL",
+    "AGENTMESH_CHECKPOINTER",
+    "AGENTMESH_CHROMA_URL",
+    "AGENTMESH_DAILY_COST_USD",
+    "AGENTMESH_DATA_DIR",
+    "AGENTMESH_EMBEDDINGS",
+    "AGENTMESH_FRONTIER_MODEL",
+    "AGENTMESH_KILL_SWITCH",
+    "AGENTMESH_MAX_OUTPUT_TOKENS",
+    "AGENTMESH_MEMORY_POLICY",
+    "AGENTMESH_MODEL_TIMEOUT_S",
+    "AGENTMESH_OPENAI_API_KEY",
+    "AGENTMESH_OPENAI_BASE_URL",
+    "AGENTMESH_REDIS_URL",
+    "AGENTMESH_RESPONSE_CACHE",
+    "AGENTMESH_RESPONSE_CACHE_TTL_S",
+    "AGENTMESH_SMALL_MODEL",
+    "AGENTMESH_TOOL_TIMEOUT_S",
+    "AGENTMESH_TRACE_FLUSH_TIMEOUT_S",
+    "AGENTMESH_WEEKLY_COST_USD",
+    "LANGFUSE_BASE_URL",
+    "LANGFUSE_HOST",
+    "LANGFUSE_PUBLIC_KEY",
+    "LANGFUSE_SECRET_KEY",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+"""Every environment variable `Settings.from_env` reads."""
+_encode = getattr(os.environ, "encodekey", None)
+_ENCODED: tuple[object, ...] = tuple(map(_encode, ENV_NAMES)) if callable(_encode) else ()
+_FROM_ENV: dict[tuple[object, ...], Settings] = {}
+
+
+def _env_values() -> tuple[object, ...]:
+    """The current values of `ENV_NAMES` (raw, as the process environment holds them).
+
+    ``os.environ.get`` encodes each name and decodes each value; reading the
+    mapping behind ``os.environ`` costs a dict lookup per name instead.
+    """
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict) and _ENCODED:
+        return tuple(map(data.get, _ENCODED))
+    return tuple(map(os.environ.get, ENV_NAMES))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Runtime configuration.
@@ -92,7 +138,20 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``AGENTMESH_*``, ``OPENAI_*`` and ``LANGFUSE_*`` variables."""
-        e = os.environ if env is None else env
+        if env is not None:
+            return cls._read(env)
+        # Every run reads its settings: build them once per set of variable values.
+        key = _env_values()
+        found = _FROM_ENV.get(key)
+        if found is None:
+            found = cls._read(os.environ)
+            if len(_FROM_ENV) >= 64:
+                _FROM_ENV.clear()
+            _FROM_ENV[key] = found
+        return found
+
+    @classmethod
+    def _read(cls, e: Mapping[str, str]) -> Settings:
         return cls(
             data_dir=Path(e.get("AGENTMESH_DATA_DIR", ".agentmesh")),
             small_model=e.get("AGENTMESH_SMALL_MODEL") or None,

@@ -1,0 +1,121 @@
+"""Shortcuts on the per-hop hot path must mean exactly what the slow path means."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import agentmesh.settings as settings_module
+from agentmesh.gates import Check, Gate
+from agentmesh.messages import (
+    EscalationMessage,
+    GateDecision,
+    ResultMessage,
+    Usage,
+    new_id,
+    result_json,
+    usage_json,
+)
+from agentmesh.settings import ENV_NAMES, Settings
+from agentmesh.types import GateAction, Layer, ResultStatus
+
+
+class Out(BaseModel):
+    total: float
+    vendor: str
+
+
+RESULTS: list[ResultMessage[Any]] = [
+    ResultMessage(task_id="t1", agent="a", status=ResultStatus.OK, output={"total": 1.5}),
+    ResultMessage(
+        task_id="t2",
+        agent="b",
+        status=ResultStatus.ESCALATED,
+        confidence=0.25,
+        evidence=["x", "y"],
+        usage=Usage(input_tokens=3, output_tokens=4, model_calls=1, cost_usd=0.01, latency_s=2),
+        summary="s",
+        layer=Layer.SMALL_MODEL,
+        served_by="openai:gpt-4o-mini",
+        degraded=True,
+        escalation=EscalationMessage(reason="r", decision_point="p", options=["o"], data={"k": 1}),
+    ),
+    ResultMessage(task_id="t3", agent="c", status=ResultStatus.FAILED, error="boom"),
+    ResultMessage(task_id="t4", agent="d", status=ResultStatus.OK, output=[1, 2]),
+]
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=lambda r: r.task_id)
+def test_result_json_is_model_dump_json_mode(result: ResultMessage[Any]) -> None:
+    assert result_json(result) == result.model_dump(mode="json")
+    assert usage_json(result.usage) == result.usage.model_dump(mode="json")
+
+
+def test_ids_differ_in_a_forked_child() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != new_id()
+    assert re.fullmatch(r"[0-9a-f]{16}", child)
+    assert len({new_id() for _ in range(10_000)}) == 10_000
+
+
+def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = Settings.from_env()
+    assert Settings.from_env() is first  # built once per set of values
+    monkeypatch.setenv("AGENTMESH_SMALL_MODEL", "openai:gpt-4o-mini")
+    monkeypatch.setenv("AGENTMESH_MODEL_TIMEOUT_S", "7")
+    changed = Settings.from_env()
+    assert (changed.small_model, changed.model_timeout_s) == ("openai:gpt-4o-mini", 7.0)
+    monkeypatch.delenv("AGENTMESH_SMALL_MODEL")
+    assert Settings.from_env().small_model is None
+
+
+def test_every_variable_settings_read_is_part_of_the_key() -> None:
+    source = Path(settings_module.__file__).read_text()
+    read = set(re.findall(r'"((?:AGENTMESH|OPENAI|LANGFUSE)_[A-Z_]+)"', source))
+    assert read == set(ENV_NAMES)
+
+
+def test_settings_work_when_os_environ_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "environ", {"AGENTMESH_FRONTIER_MODEL": "openai:gpt-4o"})
+    assert Settings.from_env().frontier_model == "openai:gpt-4o"
+
+
+def _gate_verdicts(gate: Gate, result: ResultMessage[Any], typed: BaseModel | None) -> Any:
+    decision, out = gate.evaluate(
+        stage="s", result=result, schema=Out, board={}, attempt=1, typed_output=typed
+    )
+    return decision, out
+
+
+def test_a_gate_reuses_a_typed_output_of_its_schema_and_still_runs_its_checks() -> None:
+    gate = Gate(checks=[Check(name="positive", fn=lambda o, b: o.total > 0, on_fail="escalate")])
+    typed = Out(total=-1, vendor="acme")
+    result: ResultMessage[Any] = ResultMessage(
+        task_id="t", agent="a", status=ResultStatus.OK, output=typed.model_dump(mode="json")
+    )
+    decision, out = _gate_verdicts(gate, result, typed)
+    assert decision.action is GateAction.ESCALATE and out is None
+    assert isinstance(decision, GateDecision)
+
+
+def test_a_gate_validates_when_the_typed_output_is_of_another_schema() -> None:
+    class Other(BaseModel):
+        total: float
+
+    result: ResultMessage[Any] = ResultMessage(
+        task_id="t", agent="a", status=ResultStatus.OK, output={"total": 1}
+    )
+    decision, out = _gate_verdicts(Gate(), result, Other(total=1))
+    assert decision.action is GateAction.RETRY  # 'vendor' is missing: validated, not trusted
+    assert out is None
