@@ -26,11 +26,24 @@ def _no_network() -> Iterator[None]:
 def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own data folder and no provider or tracing settings."""
     monkeypatch.setenv("AGENTMESH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("AGENTMESH_SMALL_MODEL", "AGENTMESH_FRONTIER_MODEL", "OPENAI_API_KEY",
-                 "OPENAI_BASE_URL", "LANGFUSE_PUBLIC_KEY", "LANGFUSE_SECRET_KEY",
-                 "LANGFUSE_BASE_URL", "LANGFUSE_HOST", "AGENTMESH_CHECKPOINTER",
-                 "AGENTMESH_REDIS_URL", "AGENTMESH_KILL_SWITCH", "AGENTMESH_RESPONSE_CACHE",
-                 "AGENTMESH_DAILY_COST_USD", "AGENTMESH_WEEKLY_COST_USD",
-                 "AGENTMESH_ALERT_WEBHOOK_URL", "AGENTMESH_CHROMA_URL", "AGENTMESH_EMBEDDINGS",
-                 "AGENTMESH_MEMORY_POLICY"):
+    for name in (
+        "AGENTMESH_SMALL_MODEL",
+        "AGENTMESH_FRONTIER_MODEL",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "LANGFUSE_PUBLIC_KEY",
+        "LANGFUSE_SECRET_KEY",
+        "LANGFUSE_BASE_URL",
+        "LANGFUSE_HOST",
+        "AGENTMESH_CHECKPOINTER",
+        "AGENTMESH_REDIS_URL",
+        "AGENTMESH_KILL_SWITCH",
+        "AGENTMESH_RESPONSE_CACHE",
+        "AGENTMESH_DAILY_COST_USD",
+        "AGENTMESH_WEEKLY_COST_USD",
+        "AGENTMESH_ALERT_WEBHOOK_URL",
+        "AGENTMESH_CHROMA_URL",
+        "AGENTMESH_EMBEDDINGS",
+        "AGENTMESH_MEMORY_POLICY",
+    ):
         monkeypatch.delenv(name, raising=False)

@@ -27,9 +27,6 @@ from .test_breaker import BreakerStoreContract
 pytestmark = pytest.mark.timeout(60)
 
 
-
-
-
 class TestRedisStore(BreakerStoreContract):
     @pytest.fixture
     def store(self, redis_client: Any, prefix: str) -> Iterator[BreakerStore]:

@@ -34,8 +34,6 @@ MONDAY_NOON = datetime(2025, 3, 3, 12, tzinfo=UTC).timestamp()
 DAY = 86_400
 
 
-
-
 class Clock:
     def __init__(self, now: float = MONDAY_NOON) -> None:
         self.now = now
