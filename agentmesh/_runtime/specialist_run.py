@@ -15,7 +15,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import interrupt
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime.context import RunContext, span
+from agentmesh._runtime.context import RunContext, span, tracing
 from agentmesh._runtime.guard import find_served_guard
 from agentmesh.errors import AgentMeshError, BudgetExhaustedError, ModelOutputError, RunStopped
 from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage
@@ -64,6 +64,12 @@ def run_specialist(
     usage.guard = ctx.guard
     if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
         usage.deadline = ctx.guard.agent_deadline(spec.name)
+    if not tracing():
+        result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
+        # The envelope is ours and not yet shared: set the last fields in place.
+        result.usage = usage.total(time.perf_counter() - started)
+        result.layer = Layer(spec.layer)
+        return result
     attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
     with span(
         SpanKind.ROLE,
@@ -75,7 +81,6 @@ def run_specialist(
         attributes=attrs,
     ) as sp:
         result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
-        # The envelope is ours and not yet shared: set the last fields in place.
         result.usage = usage.total(time.perf_counter() - started)
         result.layer = Layer(spec.layer)
         sp.output = result.output
@@ -454,6 +459,8 @@ def _invoke(
     usage: _UsageMeter,
 ) -> AIMessage:
     name = model_name(model)
+    if not tracing():
+        return _call(bound, messages, model, name, spec, task, usage)[0]
     attrs: dict[str, Any] = {"agent": spec.name, "model": name, "layer": spec.layer}
     with span(
         SpanKind.MODEL,
@@ -462,43 +469,62 @@ def _invoke(
         input=[m.content for m in messages],
         attributes=attrs,
     ) as sp:
-        guard = usage.guard
-
-        def invoke() -> AIMessage:
-            ai = bound.invoke(messages)
-            if not isinstance(ai, AIMessage):
-                raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
-            return ai
-
-        if guard is None:
-            ai = invoke()
-            meta = ai.usage_metadata
-            tokens_in = meta["input_tokens"] if meta else _estimate(messages)
-            tokens_out = meta["output_tokens"] if meta else _estimate([ai])
-            cost = cost_usd(name, tokens_in, tokens_out)
-        else:
-            call = guard.call_model(
-                agent=spec.name,
-                scope=task.scope,
-                model=model,
-                name=name,
-                invoke=invoke,
-                messages=messages,
-                tools=[spec.output, *spec.allowed_tools.values()],
-                deadline=usage.deadline,
-            )
-            ai, tokens_in, tokens_out, cost = (
-                call.message,
-                call.input_tokens,
-                call.output_tokens,
-                call.cost_usd,
-            )
-            attrs["cache_hit"] = call.cache_hit
-        if tokens_in or tokens_out or cost or guard is None:
-            usage.add_call(tokens_in, tokens_out, cost)
+        ai, tokens_in, tokens_out, cost, cache_hit = _call(
+            bound, messages, model, name, spec, task, usage
+        )
+        if cache_hit is not None:
+            attrs["cache_hit"] = cache_hit
         sp.output = ai.tool_calls or ai.content
         attrs.update(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
     return ai
+
+
+def _call(
+    bound: Any,
+    messages: list[BaseMessage],
+    model: BaseChatModel,
+    name: str,
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    usage: _UsageMeter,
+) -> tuple[AIMessage, int, int, float, bool | None]:
+    """One model call, under the run's controls when it has any; its usage is counted."""
+    guard = usage.guard
+
+    def invoke() -> AIMessage:
+        ai = bound.invoke(messages)
+        if not isinstance(ai, AIMessage):
+            raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
+        return ai
+
+    cache_hit: bool | None = None
+    if guard is None:
+        ai = invoke()
+        meta = ai.usage_metadata
+        tokens_in = meta["input_tokens"] if meta else _estimate(messages)
+        tokens_out = meta["output_tokens"] if meta else _estimate([ai])
+        cost = cost_usd(name, tokens_in, tokens_out)
+    else:
+        call = guard.call_model(
+            agent=spec.name,
+            scope=task.scope,
+            model=model,
+            name=name,
+            invoke=invoke,
+            messages=messages,
+            tools=[spec.output, *spec.allowed_tools.values()],
+            deadline=usage.deadline,
+        )
+        ai, tokens_in, tokens_out, cost = (
+            call.message,
+            call.input_tokens,
+            call.output_tokens,
+            call.cost_usd,
+        )
+        cache_hit = call.cache_hit
+    if tokens_in or tokens_out or cost or guard is None:
+        usage.add_call(tokens_in, tokens_out, cost)
+    return ai, tokens_in, tokens_out, cost, cache_hit
 
 
 def _tool_reply(
