@@ -226,7 +226,18 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _input_for(schema: type[BaseModel], board: Mapping[str, Any]) -> dict[str, Any]:
-    return {f: board[f] for f in schema.model_fields if f in board}
+    return {f: board[f] for f in _field_names(schema) if f in board}
+
+
+_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _field_names(schema: type[BaseModel]) -> tuple[str, ...]:
+    """The schema's field names (``model_fields`` is a computed property: read it once)."""
+    names = _FIELDS.get(schema)
+    if names is None:
+        names = _FIELDS[schema] = tuple(schema.model_fields)
+    return names
 
 
 def _fingerprint(name: str, pending: list[dict[str, Any]], feedback: str | None, last: Any) -> str:
@@ -613,7 +624,7 @@ def _build_output(role: Lead[Any, Any], state: Mapping[str, Any]) -> BaseModel:
     board: dict[str, Any] = state["board"]
     schema: type[BaseModel] = role.output
     if role.synthesize is None:
-        return schema.model_validate({f: board[f] for f in schema.model_fields if f in board})
+        return schema.model_validate(_input_for(schema, board))
     outputs: dict[str, BaseModel] = {}
     for stage in role.stages:
         for name, (schema, producer) in produced_fields(stage).items():

@@ -230,14 +230,15 @@ def _combine(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any
 def _advance(
     role: Lead[Any, Any], state: Mapping[str, Any], update: dict[str, Any], sent: set[str]
 ) -> Command[Any]:
-    view = _apply(state, update)
-    nxt = view.get("next", "finish")
+    # Routing reads two bookkeeping keys; only finishing needs the whole new state.
+    nxt = update["next"] if "next" in update else state.get("next", "finish")
     if nxt == "finish":
+        view = _apply(state, update)
         return Command(update=_pack(state, _combine(update, steps.finish(role, view))), goto=END)
     packed = _pack(state, update)
     if nxt == "plan":
         return Command(update=packed, goto="plan")
-    pending: list[dict[str, Any]] = view["pending"]
+    pending: list[dict[str, Any]] = update["pending"] if "pending" in update else state["pending"]
     if pending and pending[0]["node"] in sent:
         return Command(update=packed, goto=[Send(p["node"], {"task": p["task"]}) for p in pending])
     return Command(update=packed, goto=pending[0]["node"])
