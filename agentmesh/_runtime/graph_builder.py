@@ -355,7 +355,11 @@ def _agent_call(
     limit = (child.config or {}).get("recursion_limit", 25)
 
     def run_child(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
-        out = child.invoke({"task": task_json}, {**(config or {}), "recursion_limit": limit})
+        out = child.invoke(
+            {"task": task_json},
+            {**(config or {}), "recursion_limit": limit},
+            output_keys=["result"],  # the parent reads only the result envelope
+        )
         result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
         return result
 
