@@ -13,7 +13,7 @@ import random
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentmesh.types import GateAction, Layer, ResultStatus
 
@@ -125,8 +125,6 @@ class ResultMessage(BaseModel, Generic[OutputT]):
     )
     error: str | None = None
     escalation: EscalationMessage | None = None
-    _typed: BaseModel | None = PrivateAttr(default=None)
-    """The output as the typed object this process validated (never serialized)."""
 
 
 def result_json(result: ResultMessage[Any]) -> dict[str, Any]:

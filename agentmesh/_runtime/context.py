@@ -47,15 +47,15 @@ def default_context() -> RunContext:
     That is the case when LangGraph's own server invokes a compiled graph.
     """
     global _default
-    if _default is None:
+    settings = Settings.from_env()  # the same object while the environment is unchanged
+    found = _default
+    if found is None or found.settings is not settings:
         from agentmesh.tools import ToolGateway
         from agentmesh.tracing import build_tracer
 
-        settings = Settings.from_env()
-        _default = RunContext(
-            settings=settings, tracer=build_tracer(settings), gateway=ToolGateway()
-        )
-    return _default
+        found = RunContext(settings=settings, tracer=build_tracer(settings), gateway=ToolGateway())
+        _default = found
+    return found
 
 
 def current_context() -> RunContext:

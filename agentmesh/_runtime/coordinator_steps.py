@@ -286,11 +286,14 @@ def gate(
     stage: Any,
     state: Mapping[str, Any],
     fresh: Mapping[str, ResultMessage[Any]] | None = None,
+    validated: Mapping[str, BaseModel | None] | None = None,
 ) -> dict[str, Any]:
     """Judge the stage that just ran and decide the next hop.
 
     ``fresh`` holds result envelopes the caller already has as objects (by
-    agent name), so they are not validated again from their JSON form.
+    agent name), so they are not validated again from their JSON form;
+    ``validated`` their outputs as the objects validated against the agent's
+    output schema when the results were built.
     """
     agent, step = unwrap(stage)
     name = stage_name(stage)
@@ -305,7 +308,8 @@ def gate(
     for judged_name, schema, raw in judged:
         known = fresh.get(judged_name) if fresh else None
         result: ResultMessage[Any] = known or ResultMessage.model_validate(raw)
-        mine = result._typed  # set when this process built the result from a typed output
+        # The output as the object this process validated when it built the result.
+        mine = validated.get(judged_name) if validated else None
         decision, typed = the_gate.evaluate(
             stage=judged_name,
             result=result,

@@ -25,7 +25,7 @@ from agentmesh._runtime import coordinator_steps as steps
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.guard import RunGuard, served_guard
-from agentmesh._runtime.specialist_run import run_specialist
+from agentmesh._runtime.specialist_run import run_specialist, run_specialist_typed
 from agentmesh.messages import ResultMessage, TaskMessage, result_json, usage_json
 from agentmesh.models import resolve_model
 from agentmesh.settings import Settings
@@ -295,10 +295,12 @@ def _stage_node(
             state = view
         task = state["pending"][0]["task"]
         _at_node(agent.name, task, role.name)
-        result = run_agent(task, config)
+        result, typed = run_agent(task, config)
         _record(task, result)
         fresh = _result_update(agent.name, result)
-        judged = steps.gate(role, stage, _apply(state, fresh), {agent.name: result})
+        judged = steps.gate(
+            role, stage, _apply(state, fresh), {agent.name: result}, {agent.name: typed}
+        )
         return _advance(role, state, _combine(before, _combine(fresh, judged)), sent)
 
     if isinstance(agent, Specialist):
@@ -322,7 +324,7 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
             _at_node(agent.name, payload["task"], coordinator)
-            result = run_agent(payload["task"], None)
+            result, _ = run_agent(payload["task"], None)
             _record(payload["task"], result)
             return {"results": {agent.name: result_json(result)}}
 
@@ -330,7 +332,7 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         _at_node(agent.name, payload["task"], coordinator)
-        result = run_agent(payload["task"], config)
+        result, _ = run_agent(payload["task"], config)
         _record(payload["task"], result)
         return {"results": {agent.name: result_json(result)}}
 
@@ -339,14 +341,16 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
 def _agent_call(
     agent: Any, settings: Settings
-) -> Callable[[Any, RunnableConfig | None], ResultMessage[Any]]:
+) -> Callable[[Any, RunnableConfig | None], tuple[ResultMessage[Any], BaseModel | None]]:
     """A function running ``agent`` on a task envelope: a specialist, or a child graph."""
     if isinstance(agent, Specialist):
         model = _model_for(agent, settings)
 
-        def run_leaf(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
+        def run_leaf(
+            task_json: Any, config: RunnableConfig | None
+        ) -> tuple[ResultMessage[Any], BaseModel | None]:
             task: TaskMessage[Any] = _task_from(task_json)
-            return run_specialist(agent, task, model=model, ctx=current_context())
+            return run_specialist_typed(agent, task, model=model, ctx=current_context())
 
         return run_leaf
     child = compile_coordinator(agent, settings=settings)
@@ -354,14 +358,16 @@ def _agent_call(
     # the parent's, or a deep lead would hit LangGraph's limit before its cap.
     limit = (child.config or {}).get("recursion_limit", 25)
 
-    def run_child(task_json: Any, config: RunnableConfig | None) -> ResultMessage[Any]:
+    def run_child(
+        task_json: Any, config: RunnableConfig | None
+    ) -> tuple[ResultMessage[Any], BaseModel | None]:
         out = child.invoke(
             {"task": task_json},
             {**(config or {}), "recursion_limit": limit},
             output_keys=["result"],  # the parent reads only the result envelope
         )
         result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
-        return result
+        return result, None
 
     return run_child
 

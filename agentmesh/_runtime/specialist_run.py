@@ -55,6 +55,20 @@ def run_specialist(
     ctx: RunContext,
 ) -> ResultMessage[Any]:
     """Do ``task`` with ``spec`` and return a typed result; never raises for run failures."""
+    return run_specialist_typed(spec, task, model=model, ctx=ctx)[0]
+
+
+def run_specialist_typed(
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    *,
+    model: BaseChatModel | None,
+    ctx: RunContext,
+) -> tuple[ResultMessage[Any], BaseModel | None]:
+    """`run_specialist`, plus the output as the object validated against ``spec.output``.
+
+    The stage's gate reuses that object instead of validating the output again.
+    """
     started = time.perf_counter()
     if ctx.guard is None:
         served = find_served_guard(task.run_id)  # a run LangGraph's server started
@@ -65,11 +79,11 @@ def run_specialist(
     if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
         usage.deadline = ctx.guard.agent_deadline(spec.name)
     if not tracing():
-        result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
+        result, typed = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
         # The envelope is ours and not yet shared: set the last fields in place.
         result.usage = usage.total(time.perf_counter() - started)
         result.layer = Layer(spec.layer)
-        return result
+        return result, typed
     attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
     with span(
         SpanKind.ROLE,
@@ -80,7 +94,7 @@ def run_specialist(
         input=task.payload,
         attributes=attrs,
     ) as sp:
-        result = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
+        result, typed = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
         result.usage = usage.total(time.perf_counter() - started)
         result.layer = Layer(spec.layer)
         sp.output = result.output
@@ -96,7 +110,7 @@ def run_specialist(
             output_tokens=result.usage.output_tokens,
             cost_usd=result.usage.cost_usd,
         )
-    return result
+    return result, typed
 
 
 def _attempt(
@@ -106,15 +120,16 @@ def _attempt(
     model: BaseChatModel | None,
     ctx: RunContext,
     usage: _UsageMeter,
-) -> ResultMessage[Any]:
-    def failed(error: str) -> ResultMessage[Any]:
-        return ResultMessage(
+) -> tuple[ResultMessage[Any], BaseModel | None]:
+    def failed(error: str) -> tuple[ResultMessage[Any], None]:
+        result: ResultMessage[Any] = ResultMessage(
             task_id=task.task_id,
             agent=spec.name,
             status=ResultStatus.FAILED,
             error=error,
             summary=f"{spec.name} failed: {error}"[:200],
         )
+        return result, None
 
     try:
         payload = spec.input.model_validate(task.payload)
@@ -137,7 +152,7 @@ def _attempt(
             produced = _ask_human(spec, task, payload)
         elif model is None:
             if spec.fallback is None:
-                return _offline_escalation(spec, task)
+                return _offline_escalation(spec, task), None
             produced = _from_code(
                 spec.fallback,
                 payload,
@@ -161,8 +176,7 @@ def _attempt(
             served_by=produced.served_by,
             degraded=produced.degraded,
         )
-        result._typed = produced.output  # validated against spec.output: the gate reuses it
-        return result
+        return result, produced.output
     except (GraphBubbleUp, RunStopped):
         raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:

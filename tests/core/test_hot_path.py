@@ -119,3 +119,16 @@ def test_a_gate_validates_when_the_typed_output_is_of_another_schema() -> None:
     decision, out = _gate_verdicts(Gate(), result, Other(total=1))
     assert decision.action is GateAction.RETRY  # 'vendor' is missing: validated, not trusted
     assert out is None
+
+
+def test_graphs_run_outside_agentmesh_run_follow_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmesh._runtime.context import default_context
+
+    monkeypatch.setenv("AGENTMESH_DATA_DIR", str(tmp_path / "a"))
+    first = default_context()
+    assert first.settings.data_dir == tmp_path / "a"
+    assert default_context() is first
+    monkeypatch.setenv("AGENTMESH_DATA_DIR", str(tmp_path / "b"))
+    assert default_context().settings.data_dir == tmp_path / "b"
