@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "Price",
@@ -89,6 +90,7 @@ def set_price(model: str, price: Price) -> None:
     """Add or override the price of ``model`` (a bare name such as ``gpt-4o-mini``)."""
     with _LOCK:
         _PRICES[model] = price
+        _RESOLVED[:] = [None, {}]
 
 
 def price_table() -> dict[str, Price]:
@@ -99,13 +101,28 @@ def price_table() -> dict[str, Price]:
 
 def price_for(model: str) -> Price | None:
     """The price of ``model``; provider prefixes and dated suffixes are ignored."""
+    table, resolved = _RESOLVED
+    if table is _PRICES and model in resolved:  # after every model call: resolve names once
+        known: Price | None = resolved[model]
+        return known
     name = model.split(":", 1)[-1].removeprefix("models/")
     with _LOCK:
         if name in _PRICES:
-            return _PRICES[name]
-        # Dated snapshots ("gpt-4o-mini-2024-07-18") price like their family.
-        family = max((k for k in _PRICES if name.startswith(k)), key=len, default=None)
-        return _PRICES[family] if family else None
+            found: Price | None = _PRICES[name]
+        else:
+            # Dated snapshots ("gpt-4o-mini-2024-07-18") price like their family.
+            family = max((k for k in _PRICES if name.startswith(k)), key=len, default=None)
+            found = _PRICES[family] if family else None
+        table, resolved = _RESOLVED
+        if table is not _PRICES or len(resolved) >= 1024:
+            resolved = {}
+            _RESOLVED[:] = [_PRICES, resolved]
+        resolved[model] = found
+        return found
+
+
+# [the table the names were resolved against, {model: price}]
+_RESOLVED: list[Any] = [None, {}]
 
 
 def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float:

@@ -146,6 +146,7 @@ class RunGuard:
         self.agent_cost: dict[str, float] = {}
         self._replans = 0
         self._lock = threading.Lock()
+        self._breakers = self.services.breakers_for(controls.breaker)
 
     # -- node boundaries ----------------------------------------------------------------
 
@@ -283,7 +284,7 @@ class RunGuard:
                 policy=self.controls.retry,
                 deadline=clock,
                 on_retry=self.storm.on_retry,
-                breaker=self.services.breakers_for(self.controls.breaker).get(target),
+                breaker=self._breakers.get(target),
             )
         except BaseException:
             if held is not None and envelope is not None:
@@ -324,7 +325,7 @@ class RunGuard:
             policy=self.controls.retry,
             deadline=clock,
             on_retry=self.storm.on_retry,
-            breaker=self.services.breakers_for(self.controls.breaker).get(target),
+            breaker=self._breakers.get(target),
         )
 
     # -- the end of the run ---------------------------------------------------------------

@@ -132,3 +132,14 @@ def test_graphs_run_outside_agentmesh_run_follow_the_environment(
     assert default_context() is first
     monkeypatch.setenv("AGENTMESH_DATA_DIR", str(tmp_path / "b"))
     assert default_context().settings.data_dir == tmp_path / "b"
+
+
+def test_prices_resolved_once_still_follow_set_price(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentmesh.pricing as pricing
+
+    monkeypatch.setattr(pricing, "_PRICES", dict(pricing._PRICES))
+    assert pricing.price_for("acme:house-model-2") is None
+    pricing.set_price("house-model", pricing.Price(input_per_mtok=1.0, output_per_mtok=2.0))
+    assert pricing.cost_usd("acme:house-model-2", 1_000_000, 0) == 1.0
+    monkeypatch.setattr(pricing, "_PRICES", {})  # a swapped table is not served from memory
+    assert pricing.price_for("acme:house-model-2") is None
