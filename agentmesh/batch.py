@@ -13,6 +13,11 @@ every remaining item gets a line with status ``skipped`` and reason
 already recorded in the output file counts toward the cap, so a re-run with the
 same cap changes nothing; re-run with a higher cap (or none) to continue: items
 skipped for budget then run, and the stopped item resumes from its checkpoint.
+
+Every item whose run finishes can be recorded as an episode (``episodes=``, as for
+``agentmesh.run``), under its thread id; items finished by an earlier run of the
+batch are skipped, so they are not recorded again. An item's line carries its
+``episode_id``, or ``episode_error`` when its episode could not be recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from agentmesh.types import RunStatus
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from agentmesh.memory.episodic import EpisodicMemory
     from agentmesh.settings import Settings
 
 __all__ = ["SKIPPED", "BatchSummary", "read_items", "run_batch"]
@@ -52,7 +58,9 @@ class BatchSummary:
     """Figures over the items of a batch (including those finished by earlier runs).
 
     ``skipped`` counts items finished by an earlier run of the batch;
-    ``skipped_budget`` counts items not run because the cost cap was reached.
+    ``skipped_budget`` counts items not run because the cost cap was reached;
+    ``episodes`` and ``episodes_failed`` count the items this run of the batch
+    recorded as episodes, and those whose recording failed.
     """
 
     items: int = 0
@@ -68,6 +76,8 @@ class BatchSummary:
     latencies: list[float] = field(default_factory=list)
     degraded: int = 0
     checks: dict[str, list[bool]] = field(default_factory=dict)
+    episodes: int = 0
+    episodes_failed: int = 0
 
     def add(self, line: Mapping[str, Any], evaluation: Mapping[str, bool]) -> None:
         """Count one output line."""
@@ -122,6 +132,8 @@ class BatchSummary:
             "budget_usd": self.budget_usd,
             "budget_spent_usd": round(self.spent_usd, 8),
             "skipped_for_budget": self.skipped_budget,
+            "episodes_recorded": self.episodes,
+            "episodes_not_recorded": self.episodes_failed,
         }
 
 
@@ -150,6 +162,7 @@ def run_batch(
     evaluate: Evaluator | None = None,
     on_item: Callable[[dict[str, Any]], None] | None = None,
     budget_usd: float | None = None,
+    episodes: EpisodicMemory | bool | None = None,
 ) -> BatchSummary:
     """Run every item not yet in ``out`` and append its line as soon as it is done.
 
@@ -163,6 +176,8 @@ def run_batch(
         on_item: Called with each line as it is written (or counted, when skipped).
         budget_usd: Cost cap for the whole batch, spend recorded in ``out`` included
             (see the module docs); ``None`` for no cap.
+        episodes: Record each finished item as an episode (as ``agentmesh.run``'s
+            ``episodes``; ``None`` follows ``AGENTMESH_EPISODES``).
 
     Raises:
         ConfigError: ``budget_usd`` is negative.
@@ -199,8 +214,18 @@ def run_batch(
                     if budget_usd is not None:
                         budget = Budget(cost_usd=budget_usd - summary.spent_usd)
                     line = _run_item(
-                        graph, role, item, f"{batch}:{key}", batch, checkpointer, settings, budget
+                        graph,
+                        role,
+                        item,
+                        f"{batch}:{key}",
+                        batch,
+                        checkpointer,
+                        settings,
+                        budget,
+                        episodes,
                     )
+                    summary.episodes += "episode_id" in line
+                    summary.episodes_failed += "episode_error" in line
                     summary.spent_usd += float(line.get("spent_usd", 0.0))
                     if budget is not None and line["status"] == RunStatus.BUDGET_EXHAUSTED.value:
                         line["batch_budget_usd"] = budget_usd  # the cap that stopped it
@@ -226,6 +251,7 @@ def _run_item(
     checkpointer: Any,
     settings: Settings,
     budget: Budget | None = None,
+    episodes: EpisodicMemory | bool | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     payload = {k: v for k, v in item.items() if k != "truth"}
@@ -250,6 +276,7 @@ def _run_item(
         checkpointer=checkpointer,
         settings=settings,
         budget=budget,
+        episodes=episodes,
     )
     line = _line(item["id"], result, time.perf_counter() - started, resumed=resume)
     if budget is not None:
@@ -276,6 +303,14 @@ def _line(item_id: Any, result: RunResult[Any], latency: float, *, resumed: bool
         line["escalation"] = result.escalation.model_dump(mode="json")
     if result.human_requests:
         line["human_requests"] = [{"id": h.id, "value": h.value} for h in result.human_requests]
+    if result.episode_id is not None:
+        line["episode_id"] = result.episode_id
+    if result.alerts:
+        from agentmesh.memory._episode_runs import NOT_RECORDED
+
+        failed = [a.message for a in result.alerts if a.kind == NOT_RECORDED]
+        if failed:
+            line["episode_error"] = failed[0]
     return line
 
 

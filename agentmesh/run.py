@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from agentmesh.controls.alerts import Alert
     from agentmesh.controls.budget import Budget
+    from agentmesh.memory.episodic import EpisodicMemory
 
 __all__ = ["HumanRequest", "RunResult", "resume", "run"]
 
@@ -68,7 +69,10 @@ class RunResult(Generic[OutT]):
         partial: Results of the tasks that finished, by agent path (``lead/specialist``);
             what a killed or budget-exhausted run had done before it stopped.
         budget: Spent and caps per budget scope (when the run had a budget).
-        alerts: Cost alerts the run raised (period thresholds, baseline deviations).
+        alerts: Alerts the run raised: cost (period thresholds, baseline deviations),
+            and ``episode_not_recorded`` when its episode could not be recorded.
+        episode_id: The episode the finished run was recorded as, when episodic
+            memory recorded it (``episodes=`` or ``AGENTMESH_EPISODES=on``).
     """
 
     run_id: str
@@ -84,6 +88,7 @@ class RunResult(Generic[OutT]):
     partial: dict[str, ResultMessage[Any]] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    episode_id: str | None = None
 
 
 def run(
@@ -99,6 +104,7 @@ def run(
     tools: ToolGateway | None = None,
     controls: Controls | None = None,
     budget: Budget | None = None,
+    episodes: EpisodicMemory | bool | None = None,
 ) -> RunResult[Any]:
     """Run a compiled agentmesh graph to a terminal state.
 
@@ -117,6 +123,11 @@ def run(
         controls: Budgets, timeouts, retries, breakers, caching and alerts;
             ``Controls()`` (safe defaults, no caps) when omitted.
         budget: Shorthand for ``Controls(budget=...)`` (hard caps for this run).
+        episodes: Record the run as an episode once it ends in a terminal state (not
+            while it awaits a human): into this memory, into the settings' memory
+            (``True``), or not at all (``False``). ``None`` follows
+            ``AGENTMESH_EPISODES`` (off by default). The episode id is the thread id;
+            a recording error never fails the run (see ``RunResult.alerts``).
     """
     thread = thread_id or new_id()
     if input is None:
@@ -134,7 +145,9 @@ def run(
         )
         graph_input = {"task": task.model_dump(mode="json")}
     controls = _controls(controls, budget)
-    return _invoke(graph, graph_input, thread, checkpointer, settings, tracer, tools, controls)
+    return _invoke(
+        graph, graph_input, thread, checkpointer, settings, tracer, tools, controls, episodes
+    )
 
 
 def resume(
@@ -149,15 +162,20 @@ def resume(
     tools: ToolGateway | None = None,
     controls: Controls | None = None,
     budget: Budget | None = None,
+    episodes: EpisodicMemory | bool | None = None,
 ) -> RunResult[Any]:
     """Continue a paused run with a human's ``answer`` (or ``answers`` by request id).
 
     A run that was killed or stopped for its budget resumes with
-    ``run(graph, None, thread_id=...)`` once the switch is cleared.
+    ``run(graph, None, thread_id=...)`` once the switch is cleared. ``episodes`` is
+    as for :func:`run`: the run is recorded when it finishes, with the task it was
+    first given.
     """
     command: Command[Any] = Command(resume=dict(answers) if answers is not None else answer)
     controls = _controls(controls, budget)
-    return _invoke(graph, command, thread_id, checkpointer, settings, tracer, tools, controls)
+    return _invoke(
+        graph, command, thread_id, checkpointer, settings, tracer, tools, controls, episodes
+    )
 
 
 def _controls(controls: Controls | None, budget: Budget | None) -> Controls:
@@ -177,6 +195,7 @@ def _invoke(
     tracer: Tracer | None,
     tools: ToolGateway | None,
     controls: Controls,
+    episodes: EpisodicMemory | bool | None,
 ) -> RunResult[Any]:
     settings = settings or Settings.from_env()
     role = role_of(graph)
@@ -198,8 +217,15 @@ def _invoke(
         guard=guard,
     )
     config = {"configurable": {"thread_id": thread}}
-    if graph_input is None and not graph.get_state(config).values:
-        raise RunError(f"thread '{thread}' has no checkpoint to resume", run_id=thread)
+    record = episodes if episodes is not None else settings.episodes
+    if graph_input is None or (record is not False and isinstance(graph_input, Command)):
+        before = graph.get_state(config)
+        if graph_input is None and not before.values:
+            raise RunError(f"thread '{thread}' has no checkpoint to resume", run_id=thread)
+        # A thread that had already finished does no work when invoked again; its
+        # episode (reviewers' corrections included) is left as it is.
+        record = record if before.next or not before.values else False
+    state: Mapping[str, Any] | None = None
     with use_context(ctx):
         # "sync" writes each checkpoint before the next step starts, so a hard
         # crash never loses a finished step (the default "async" can).
@@ -207,12 +233,35 @@ def _invoke(
         try:
             state = graph.invoke(graph_input, config, durability=durability)
         except RunStopped as stop:
-            return _stopped(thread, stop, guard)
-    result = _result(role, thread, state)
-    alerts = guard.finish()
-    if guard.envelope is not None or alerts:
-        result = replace(result, budget=guard.snapshot(), alerts=alerts)
-    return result
+            result = _stopped(thread, stop, guard)
+    if state is not None:
+        result = _result(role, thread, state)
+        alerts = guard.finish()
+        if guard.envelope is not None or alerts:
+            result = replace(result, budget=guard.snapshot(), alerts=alerts)
+    if record is False:
+        return result
+    from agentmesh.memory._episode_runs import record_finished
+
+    return record_finished(
+        result,
+        None if record is True else record,
+        lambda: _task_of(graph, config, graph_input, state),
+        workflow=getattr(role, "name", None),
+        settings=settings,
+    )
+
+
+def _task_of(
+    graph: Any, config: Any, graph_input: Any, state: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """The run's task envelope: as given, else from its state (a resumed or stopped run)."""
+    if isinstance(graph_input, dict):
+        task: Mapping[str, Any] | None = graph_input["task"]
+        return task
+    if state is None:
+        state = graph.get_state(config).values
+    return state.get("task")
 
 
 def _stopped(thread: str, stop: RunStopped, guard: RunGuard) -> RunResult[Any]:

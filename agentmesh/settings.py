@@ -29,6 +29,15 @@ def _optional_float(env: Mapping[str, str], name: str) -> float | None:
     return _float(env, name, 0.0) if env.get(name) else None
 
 
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "off").strip().lower()
+    if raw not in ("on", "off"):
+        from agentmesh.errors import ConfigError
+
+        raise ConfigError(f"environment variable {name}={env.get(name)!r}: expected 'on' or 'off'")
+    return raw == "on"
+
+
 ENV_NAMES = (
     "AGENTMESH_ALERT_WEBHOOK_URL",
     "AGENTMESH_CHECKPOINTER",
@@ -36,6 +45,7 @@ ENV_NAMES = (
     "AGENTMESH_DAILY_COST_USD",
     "AGENTMESH_DATA_DIR",
     "AGENTMESH_EMBEDDINGS",
+    "AGENTMESH_EPISODES",
     "AGENTMESH_FRONTIER_MODEL",
     "AGENTMESH_KILL_SWITCH",
     "AGENTMESH_MAX_OUTPUT_TOKENS",
@@ -109,6 +119,8 @@ class Settings:
         embeddings: The memory embedder: ``hashing`` (offline default), ``minilm``
             (``agentmesh[embeddings-local]``) or ``package.module:EmbeddingsClass``.
         memory_policy: The freshness policy file (default: ``memory/policy.toml``).
+        episodes: Whether ``agentmesh.run`` records every finished run as an episode in
+            episodic memory on Chroma (``AGENTMESH_EPISODES=on``; default ``off``).
     """
 
     data_dir: Path = Path(".agentmesh")
@@ -134,6 +146,7 @@ class Settings:
     chroma_url: str | None = None
     embeddings: str = "hashing"
     memory_policy: Path | None = None
+    episodes: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +191,7 @@ class Settings:
             memory_policy=Path(e["AGENTMESH_MEMORY_POLICY"])
             if e.get("AGENTMESH_MEMORY_POLICY")
             else None,
+            episodes=_switch(e, "AGENTMESH_EPISODES"),
         )
 
     @property

@@ -45,5 +45,6 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "AGENTMESH_CHROMA_URL",
         "AGENTMESH_EMBEDDINGS",
         "AGENTMESH_MEMORY_POLICY",
+        "AGENTMESH_EPISODES",
     ):
         monkeypatch.delenv(name, raising=False)

@@ -88,6 +88,14 @@ def run_cmd(
             "run are reported as skipped.",
         ),
     ] = None,
+    episodes: Annotated[
+        bool,
+        typer.Option(
+            "--episodes/--no-episodes",
+            help="Record every finished item as an episode in episodic memory (the data "
+            "folder's Chroma, or AGENTMESH_CHROMA_URL).",
+        ),
+    ] = True,
 ) -> None:
     """Process a batch: one result line per item, written as soon as it finishes."""
     wf = _load(workflow)
@@ -119,6 +127,7 @@ def run_cmd(
                 evaluate=evaluate,
                 on_item=lambda _line: bar.advance(task),
                 budget_usd=budget_usd,
+                episodes=episodes,
             )
             bar.update(task, completed=len(items))
     except AgentMeshError as exc:
@@ -126,14 +135,16 @@ def run_cmd(
     if json_summary:
         print(json.dumps({**summary.as_dict(), "out": str(target)}, indent=2))
     else:
-        _print_summary(summary, target, offline=_offline(settings))
+        _print_summary(summary, target, offline=_offline(settings), episodes=episodes)
 
 
 def _offline(settings: Settings) -> bool:
     return settings.small_model is None and settings.frontier_model is None
 
 
-def _print_summary(summary: BatchSummary, target: Path, *, offline: bool) -> None:
+def _print_summary(
+    summary: BatchSummary, target: Path, *, offline: bool, episodes: bool = False
+) -> None:
     table = Table(title="Batch summary", show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -158,6 +169,9 @@ def _print_summary(summary: BatchSummary, target: Path, *, offline: bool) -> Non
         "latency p50 / p95", f"{figures['latency_p50_s']:.3f}s / {figures['latency_p95_s']:.3f}s"
     )
     table.add_row("answered by fallback", f"{summary.degraded} of {summary.items}")
+    if episodes:
+        failed = f" ({summary.episodes_failed} failed)" if summary.episodes_failed else ""
+        table.add_row("episodes recorded", f"{summary.episodes}{failed}")
     out.print(table)
     if offline:
         out.print(
