@@ -231,7 +231,16 @@ def _invoke(
         # crash never loses a finished step (the default "async" can).
         durability = "sync" if graph.checkpointer is not None else None
         try:
-            state = graph.invoke(graph_input, config, durability=durability)
+            out = graph.invoke(
+                graph_input,
+                config,
+                durability=durability,
+                output_keys=_output_keys(graph),
+                version="v2",  # values only: v1 also builds every step's updates
+            )
+            state = out.value if isinstance(out.value, dict) else {}
+            if out.interrupts:
+                state = {**state, "__interrupt__": list(out.interrupts)}
         except RunStopped as stop:
             result = _stopped(thread, stop, guard)
     if state is not None:
@@ -250,6 +259,15 @@ def _invoke(
         workflow=getattr(role, "name", None),
         settings=settings,
     )
+
+
+_RUN_OUTPUT = ("task", "result", "outcome", "gates", "spent")
+
+
+def _output_keys(graph: Any) -> list[str]:
+    """The channels a run's result is read from (LangGraph assembles only these)."""
+    channels = getattr(graph, "channels", None) or {}
+    return [key for key in _RUN_OUTPUT if key in channels]
 
 
 def _task_of(

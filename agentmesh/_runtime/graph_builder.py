@@ -361,12 +361,16 @@ def _agent_call(
     def run_child(
         task_json: Any, config: RunnableConfig | None
     ) -> tuple[ResultMessage[Any], BaseModel | None]:
+        # The parent reads only the result envelope. "v2" streams values alone (v1
+        # also builds every step's updates, to find interrupts; a child's interrupt
+        # reaches the parent as an exception either way).
         out = child.invoke(
             {"task": task_json},
             {**(config or {}), "recursion_limit": limit},
-            output_keys=["result"],  # the parent reads only the result envelope
+            output_keys=["result"],
+            version="v2",
         )
-        result: ResultMessage[Any] = ResultMessage.model_validate(out["result"])
+        result: ResultMessage[Any] = ResultMessage.model_validate(out.value["result"])
         return result, None
 
     return run_child
