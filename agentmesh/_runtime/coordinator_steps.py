@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import operator
+import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,14 @@ if TYPE_CHECKING:
 PING_PONG_CYCLES = 3
 _SEVERITY = operator.attrgetter("severity")
 _TASK_KEYS = TaskMessage.model_fields.keys()
+# Enum values read on every hop (an enum's ``.value`` is a property lookup).
+_OK = ResultStatus.OK.value
+_COMPLETED = RunStatus.COMPLETED.value
+_RESULT_STATUS = {
+    RunStatus.COMPLETED.value: ResultStatus.OK,
+    RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
+    RunStatus.HALTED.value: ResultStatus.HALTED,
+}
 
 
 def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMessage[Any]:
@@ -243,9 +252,9 @@ def _field_names(schema: type[BaseModel]) -> tuple[str, ...]:
 def _fingerprint(name: str, pending: list[dict[str, Any]], feedback: str | None, last: Any) -> str:
     payloads = [p["task"]["payload"] for p in pending]
     previous = last.get("output") if isinstance(last, dict) else None
-    # Payloads are built from schemas in field order, so repr() is stable across
-    # processes (unlike hash()) and much cheaper than canonical JSON.
-    blob = repr((name, payloads, feedback, previous)).encode()
+    # Payloads are JSON values built from schemas in field order, so their pickle
+    # is the same in every process (unlike hash()) and cheaper than repr() or JSON.
+    blob = pickle.dumps((name, payloads, feedback, previous), protocol=5)
     return hashlib.blake2b(blob, digest_size=10).hexdigest()
 
 
@@ -267,7 +276,7 @@ def _end(
     decision_point: str = "",
     escalation: EscalationMessage | None = None,
 ) -> dict[str, Any]:
-    outcome: dict[str, Any] = {"status": status.value, "reason": reason}
+    outcome: dict[str, Any] = {"status": status._value_, "reason": reason}
     if status is RunStatus.ESCALATED:
         esc = escalation or EscalationMessage(
             reason=reason,
@@ -402,7 +411,7 @@ def _decision_json(decision: GateDecision) -> dict[str, Any]:
     return {
         "gate": decision.gate,
         "stage": decision.stage,
-        "action": decision.action.value,
+        "action": decision.action._value_,
         "reasons": list(decision.reasons),
         "attempt": decision.attempt,
         "task_id": decision.task_id,
@@ -503,7 +512,7 @@ def join(
         # Members' envelopes were built by the runtime: read them, don't re-validate.
         usage = usage + Usage.model_validate(raw["usage"])
         output = None
-        if raw["status"] == ResultStatus.OK.value:
+        if raw["status"] == _OK:
             try:
                 output = m.output.model_validate(raw["output"])
             except ValidationError:
@@ -566,11 +575,11 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     """
     task = state.get("task") or {}
     outcome = dict(
-        state.get("outcome") or {"status": RunStatus.COMPLETED.value, "reason": "completed"}
+        state.get("outcome") or {"status": _COMPLETED, "reason": "completed"}
     )
     children: list[Mapping[str, Any]] = list(state.get("results", {}).values())
     output: Any = None
-    if outcome["status"] == RunStatus.COMPLETED.value:
+    if outcome["status"] == _COMPLETED:
         try:
             output = _build_output(role, state).model_dump(mode="json")
         except Exception as exc:
@@ -578,19 +587,15 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
                 "status": RunStatus.HALTED.value,
                 "reason": f"could not build {role.output.__name__}: {exc}",
             }
-    status = {
-        RunStatus.COMPLETED.value: ResultStatus.OK,
-        RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
-        RunStatus.HALTED.value: ResultStatus.HALTED,
-    }.get(outcome["status"], ResultStatus.FAILED)
+    status = _RESULT_STATUS.get(outcome["status"], ResultStatus.FAILED)
     started = state.get("started") or time.time()
     usage = _total_usage(state.get("spent", []), latency_s=time.time() - started)
     escalation = outcome.get("escalation")
-    ok = ResultStatus.OK.value
+    ok = _OK
     result: dict[str, Any] = {
         "task_id": task.get("task_id") or new_id(),
         "agent": role.name,
-        "status": status.value,
+        "status": status._value_,
         "output": output,
         "confidence": min((c["confidence"] for c in children if c["status"] == ok), default=1.0),
         "evidence": [c["summary"] for c in children if c.get("summary")][:20],
@@ -645,7 +650,7 @@ def _summary(
         f"{c['agent']} {c['status']}{' (degraded)' if c.get('degraded') else ''}" for c in children
     ]
     head = f"{role.name} {outcome['status']}"
-    if outcome["status"] != RunStatus.COMPLETED.value:
+    if outcome["status"] != _COMPLETED:
         head += f" ({outcome['reason']})"
     return f"{head}: {', '.join(parts)}"[:400]
 
@@ -668,7 +673,7 @@ def _trace_role(
             end=time.time(),
             input=task.get("payload"),
             output=result["output"],
-            status="ok" if result["status"] == ResultStatus.OK.value else "error",
+            status="ok" if result["status"] == _OK else "error",
             error=result["error"],
             attributes={
                 "agent": role.name,

@@ -143,3 +143,25 @@ def test_prices_resolved_once_still_follow_set_price(monkeypatch: pytest.MonkeyP
     assert pricing.cost_usd("acme:house-model-2", 1_000_000, 0) == 1.0
     monkeypatch.setattr(pricing, "_PRICES", {})  # a swapped table is not served from memory
     assert pricing.price_for("acme:house-model-2") is None
+
+
+def test_loop_fingerprints_are_the_same_in_another_process() -> None:
+    """Fingerprints are checkpointed: a resumed run in a new process must compare equal."""
+    import subprocess
+    import sys
+
+    from agentmesh._runtime.coordinator_steps import _fingerprint
+
+    code = (
+        "from agentmesh._runtime.coordinator_steps import _fingerprint\n"
+        "pending = [{'task': {'payload': {'words': ['a', 'é'], 'n': 2, 'x': 1.5, 'k': None}}}]\n"
+        "print(_fingerprint('stage', pending, 'retry: too low', {'output': {'total': 3}}))\n"
+    )
+    pending = [{"task": {"payload": {"words": ["a", "é"], "n": 2, "x": 1.5, "k": None}}}]
+    here = _fingerprint("stage", pending, "retry: too low", {"output": {"total": 3}})
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+    assert there == here
+    assert here != _fingerprint("stage", pending, "retry: too low", {"output": {"total": 4}})
