@@ -11,7 +11,7 @@ import hashlib
 import operator
 import pickle
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
@@ -131,6 +131,29 @@ def _fresh_run() -> dict[str, Any]:
     }
 
 
+class _StageInfo(NamedTuple):
+    """What the hot path reads of a stage, looked up once per stage object."""
+
+    agent: Any
+    step: Any
+    name: str
+    members: tuple[Any, ...]
+    gate: Gate
+
+
+_INFO: dict[int, tuple[Any, _StageInfo]] = {}
+
+
+def _info(stage: Any) -> _StageInfo:
+    entry = _INFO.get(id(stage))
+    if entry is None or entry[0] is not stage:
+        agent, step = unwrap(stage)
+        gate = (step.gate if step else None) or agent.gate or DEFAULT_GATE
+        entry = (stage, _StageInfo(agent, step, stage_name(stage), members(stage), gate))
+        _INFO[id(stage)] = entry
+    return entry[1]
+
+
 _BY_NAME: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
@@ -163,8 +186,8 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     cursor: int = state.get("cursor", 0)
     board: dict[str, Any] = state["board"]
     while cursor < len(plan_names):
-        stage = _stage(role, plan_names[cursor])
-        _, step = unwrap(stage)
+        info = _info(_stage(role, plan_names[cursor]))
+        step = info.step
         if step is None or step.when is None or step.when(board):
             break
         cursor += 1
@@ -183,11 +206,9 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     feedback = state.get("feedback", {}).get(name)
     attempts = dict(state.get("attempts", {}))
     attempts[name] = attempts.get(name, 0) + 1
-    stage = _stage(role, name)
-    _, step = unwrap(stage)
-    retry_only = set(state.get("retry_members", []) or [])
+    retry_only = state.get("retry_members") or ()
     pending = []
-    for agent in members(stage):
+    for agent in info.members:
         if retry_only and agent.name not in retry_only:
             continue
         # The envelope in its JSON form (TaskMessage's fields, in order): the
@@ -304,9 +325,8 @@ def gate(
     ``validated`` their outputs as the objects validated against the agent's
     output schema when the results were built.
     """
-    agent, step = unwrap(stage)
-    name = stage_name(stage)
-    the_gate: Gate = (step.gate if step else None) or agent.gate or DEFAULT_GATE
+    info = _info(stage)
+    agent, name, the_gate = info.agent, info.name, info.gate
     attempt = state.get("attempts", {}).get(name, 1)
     results: dict[str, Any] = state.get("results", {})
     judged = _judged(agent, results)
@@ -574,9 +594,7 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     they were gated); the envelope is built in JSON form too.
     """
     task = state.get("task") or {}
-    outcome = dict(
-        state.get("outcome") or {"status": _COMPLETED, "reason": "completed"}
-    )
+    outcome = dict(state.get("outcome") or {"status": _COMPLETED, "reason": "completed"})
     children: list[Mapping[str, Any]] = list(state.get("results", {}).values())
     output: Any = None
     if outcome["status"] == _COMPLETED:

@@ -211,6 +211,10 @@ def _apply(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any
 
 def _combine(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any]:
     """One update equal to applying ``first`` and then ``then``."""
+    if not first:
+        return dict(then)
+    if first.keys().isdisjoint(then):
+        return {**first, **then}
     out = dict(first)
     for key, value in then.items():
         prior: Any = out.get(key)
