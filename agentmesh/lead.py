@@ -56,6 +56,11 @@ class Lead(Generic[InT, OutT]):
         max_replans: Re-plans before it escalates.
         goal: Default goal text for its tasks.
         description: One line for pictures and plans.
+        episode_subject: What a run was about (a vendor, a customer...), recorded as
+            its episode's ``subject`` when episodic memory records the run: called with
+            the typed input and the output (``None`` when the run ended without one).
+            Learning loops and semantic memory group episodes by it. Never called
+            while episodes are off.
     """
 
     name: str
@@ -70,6 +75,7 @@ class Lead(Generic[InT, OutT]):
     goal: str = ""
     version: str = "0"
     description: str = ""
+    episode_subject: Callable[[InT, OutT | None], str | None] | None = None
 
     kind: ClassVar[RoleKind] = RoleKind.LEAD
 
@@ -78,6 +84,8 @@ class Lead(Generic[InT, OutT]):
             raise ConfigError(f"{self.kind} '{self.name}': needs at least one stage")
         if self.max_steps < 1:
             raise ConfigError(f"{self.kind} '{self.name}': max_steps must be >= 1")
+        if self.episode_subject is not None and not callable(self.episode_subject):
+            raise ConfigError(f"{self.kind} '{self.name}': episode_subject must be callable")
         from agentmesh._runtime.dataflow import check_coordinator
 
         check_coordinator(self)

@@ -258,6 +258,7 @@ def _invoke(
         lambda: _task_of(graph, config, graph_input, state),
         workflow=getattr(role, "name", None),
         settings=settings,
+        role=role,
     )
 
 

@@ -99,6 +99,10 @@ class Specialist(Generic[InT, OutT]):
         cache_ttl_s: For a deterministic ``code`` agent that calls no tools: reuse
             its answer to the same input (and version) for this many seconds
             (LangGraph's node cache, per process). ``None``: always run.
+        episode_subject: What a run of this agent was about (a vendor, a customer...),
+            recorded as its episode's ``subject`` when episodic memory records the run:
+            called with the typed input and the output (``None`` when the run ended
+            without one). Never called while episodes are off.
     """
 
     name: str
@@ -120,6 +124,7 @@ class Specialist(Generic[InT, OutT]):
     fallback_models: Sequence[str | BaseChatModel] = ()
     context_budget: ContextBudget | None = None
     cache_ttl_s: float | None = None
+    episode_subject: Callable[[InT, OutT | None], str | None] | None = None
     _tools: dict[str, BaseTool] = field(init=False, repr=False, compare=False)
 
     kind = RoleKind.SPECIALIST
@@ -141,6 +146,8 @@ class Specialist(Generic[InT, OutT]):
             raise ConfigError(f"{where}: confidence must be within 0..1, got {self.confidence}")
         if self.max_output_retries < 0 or self.max_tool_rounds < 1:
             raise ConfigError(f"{where}: max_output_retries >= 0 and max_tool_rounds >= 1 required")
+        if self.episode_subject is not None and not callable(self.episode_subject):
+            raise ConfigError(f"{where}: episode_subject must be callable")
         tools = {t.name: t for t in (to_tool(t) for t in self.tools)}
         object.__setattr__(self, "_tools", tools)
         if self.fallback_models and not self.execution_layer.uses_model:

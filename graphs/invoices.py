@@ -15,7 +15,7 @@ import agentmesh as am
 from graphs import invoice_rules as rules
 from graphs.invoice_knowledge import vendor_policy
 from graphs.invoice_ledger import TOOLS
-from graphs.invoice_memory import vendor_from_corrections
+from graphs.invoice_memory import invoice_subject, vendor_from_corrections
 from graphs.invoice_schemas import (
     ApprovalRequest,
     Categorized,
@@ -282,6 +282,9 @@ back_office = cards.meta(
     input=InvoiceDoc,
     stages=[intake, compliance, finance],
     goal="decide every incoming invoice correctly and on record",
+    # Episodes are about the vendor as printed: a reviewer's vendor correction on one
+    # teaches validate_vendor (through vendor_from_corrections) for later invoices.
+    episode_subject=invoice_subject,
 )
 
 graph = back_office.compile()

@@ -85,7 +85,8 @@ class Episode(BaseModel):
         id: The episode id (the run id by default).
         workflow: The top-level agent's name.
         goal: The task's goal text.
-        subject: What the run was about (a vendor, a customer...), if the caller says;
+        subject: What the run was about (a vendor, a customer...), if the caller (or,
+            for runs recorded by ``agentmesh.run``, the role's ``episode_subject``) says;
             semantic memory distills facts per subject.
         input_summary: The task input, flattened and shortened.
         actions: The steps the run reported, in order.

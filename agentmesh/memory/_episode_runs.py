@@ -5,6 +5,10 @@ episode. A store that fails (or cannot be opened) is logged as a warning and
 reported on the result as an ``episode_not_recorded`` alert; a recorded run carries
 its ``episode_id`` (the run id, so recording a run again replaces its episode).
 
+The episode's ``subject`` is what the role's ``episode_subject`` says about the run's
+typed input and output (none when the role declares nothing). It is asked only here,
+once the run is being recorded: runs without episodes never pay for it.
+
 The episodic memory of a :class:`~agentmesh.settings.Settings` (``AGENTMESH_EPISODES=on``)
 is opened once per data folder, Chroma URL and embedder, and shared by every run of
 the process.
@@ -64,6 +68,7 @@ def record_finished(
     *,
     workflow: str | None,
     settings: Settings,
+    role: Any = None,
 ) -> RunResult[Any]:
     """``result`` with its episode recorded (``episode_id`` set), or with an alert saying why not.
 
@@ -75,17 +80,21 @@ def record_finished(
         task: Reads the run's task envelope (its payload is the episode's input).
         workflow: The top-level agent's name.
         settings: The run's settings.
+        role: The role the graph was compiled from; its ``episode_subject`` (if any)
+            names the episode's subject.
     """
     if result.status is RunStatus.AWAITING_HUMAN:
         return result
     try:
         memory = episodes if episodes is not None else settings_episodes(settings)
         envelope = task() or {}
+        payload = envelope.get("payload") or {}
         episode = memory.record(
             result,
-            envelope.get("payload") or {},
+            payload,
             workflow=workflow,
             goal=envelope.get("goal") or "",
+            subject=_subject(role, payload, result),
         )
     except Exception as exc:
         message = f"run {result.run_id} was not recorded as an episode: {type(exc).__name__}: {exc}"
@@ -99,3 +108,16 @@ def record_finished(
         )
         return replace(result, alerts=[*result.alerts, alert])
     return replace(result, episode_id=episode.id)
+
+
+def _subject(role: Any, payload: Mapping[str, Any], result: RunResult[Any]) -> str | None:
+    """What the role's ``episode_subject`` says the run was about, if it says."""
+    describe = getattr(role, "episode_subject", None)
+    if describe is None:
+        return None
+    subject = describe(role.input.model_validate(payload), result.output)
+    if subject is not None and not isinstance(subject, str):
+        raise TypeError(
+            f"{role.name}.episode_subject returned {type(subject).__name__}, not str or None"
+        )
+    return subject

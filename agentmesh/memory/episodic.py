@@ -130,6 +130,8 @@ class EpisodicMemory:
             workflow: The workflow name; defaults to the top-level agent's name.
             goal: The goal text the run was given.
             subject: What the run was about (for example the vendor), if meaningful.
+                Runs recorded by ``agentmesh.run`` take it from their role's
+                ``episode_subject``.
             episode_id: The episode id; defaults to the run id.
 
         Raises:
