@@ -23,6 +23,7 @@ __all__ = [
     "ResultMessage",
     "TaskMessage",
     "Usage",
+    "decision_json",
     "new_id",
     "result_json",
     "usage_json",
@@ -178,3 +179,15 @@ class GateDecision(BaseModel):
     reasons: list[str] = Field(default_factory=list)
     attempt: int = 1
     task_id: str | None = None
+
+
+def decision_json(decision: GateDecision) -> dict[str, Any]:
+    """``decision.model_dump(mode="json")``, without pydantic's serializer (a hot path)."""
+    return {
+        "gate": decision.gate,
+        "stage": decision.stage,
+        "action": decision.action._value_,
+        "reasons": list(decision.reasons),
+        "attempt": decision.attempt,
+        "task_id": decision.task_id,
+    }

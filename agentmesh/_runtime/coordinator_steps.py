@@ -26,6 +26,7 @@ from agentmesh.messages import (
     ResultMessage,
     TaskMessage,
     Usage,
+    decision_json,
     new_id,
 )
 from agentmesh.resolution import PeerOutcome
@@ -354,7 +355,7 @@ def gate(
             passed[judged_name] = (
                 out if typed is mine and isinstance(out, dict) else typed.model_dump(mode="json")
             )
-        dumped.append(_decision_json(decision))
+        dumped.append(decision_json(decision))
         _trace_gate(decision, dumped[-1], result, state)
     action = max((d.action for d in decisions), key=_SEVERITY)
     update: dict[str, Any] = {"gates": dumped}
@@ -423,18 +424,6 @@ def gate(
             decision_point=f"{role.name}/{name}",
             escalation=_escalation(role, name, reasons, board, child),
         ),
-    }
-
-
-def _decision_json(decision: GateDecision) -> dict[str, Any]:
-    """``decision.model_dump(mode="json")``, without pydantic's serializer (a hot path)."""
-    return {
-        "gate": decision.gate,
-        "stage": decision.stage,
-        "action": decision.action._value_,
-        "reasons": list(decision.reasons),
-        "attempt": decision.attempt,
-        "task_id": decision.task_id,
     }
 
 

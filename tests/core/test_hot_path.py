@@ -17,6 +17,7 @@ from agentmesh.messages import (
     GateDecision,
     ResultMessage,
     Usage,
+    decision_json,
     new_id,
     result_json,
     usage_json,
@@ -54,6 +55,19 @@ RESULTS: list[ResultMessage[Any]] = [
 def test_result_json_is_model_dump_json_mode(result: ResultMessage[Any]) -> None:
     assert result_json(result) == result.model_dump(mode="json")
     assert usage_json(result.usage) == result.usage.model_dump(mode="json")
+
+
+@pytest.mark.parametrize("task_id", [None, "t9"])
+def test_decision_json_is_model_dump_json_mode(task_id: str | None) -> None:
+    decision = GateDecision(
+        gate="g",
+        stage="s",
+        action=GateAction.ESCALATE,
+        reasons=["a", "b"],
+        attempt=2,
+        task_id=task_id,
+    )
+    assert decision_json(decision) == decision.model_dump(mode="json")
 
 
 def test_ids_differ_in_a_forked_child() -> None:
@@ -96,6 +110,18 @@ def _gate_verdicts(gate: Gate, result: ResultMessage[Any], typed: BaseModel | No
         stage="s", result=result, schema=Out, board={}, attempt=1, typed_output=typed
     )
     return decision, out
+
+
+def test_a_gate_trusts_a_typed_output_of_its_schema_instead_of_revalidating() -> None:
+    # The JSON output would fail validation; the typed object given is what passes.
+    result: ResultMessage[Any] = ResultMessage(
+        task_id="t", agent="a", status=ResultStatus.OK, output={"total": "not a number"}
+    )
+    typed = Out(total=2, vendor="acme")
+    decision, out = _gate_verdicts(Gate(), result, typed)
+    assert decision.action is GateAction.PASS and out is typed
+    decision, out = _gate_verdicts(Gate(), result, None)
+    assert decision.action is GateAction.RETRY and out is None
 
 
 def test_a_gate_reuses_a_typed_output_of_its_schema_and_still_runs_its_checks() -> None:
