@@ -262,7 +262,7 @@ def _invoke(
     )
 
 
-_RUN_OUTPUT = ("task", "result", "outcome", "gates", "spent")
+_RUN_OUTPUT = ("task", "result", "ctl")
 
 
 def _output_keys(graph: Any) -> list[str]:
@@ -309,14 +309,17 @@ def _stopped(thread: str, stop: RunStopped, guard: RunGuard) -> RunResult[Any]:
 
 def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
     interrupts: list[Interrupt] = list(state.get("__interrupt__", []))
-    gates = [GateDecision.model_validate(g) for g in state.get("gates", [])]
+    # A coordinator keeps its gates, spending and outcome in its bookkeeping channel
+    # until it finishes (a paused run has them there only).
+    ctl: Mapping[str, Any] = state.get("ctl") or {}
+    gates = [GateDecision.model_validate(g) for g in ctl.get("gates", [])]
     raw = state.get("result")
     result: ResultMessage[Any] | None = ResultMessage.model_validate(raw) if raw else None
     # A paused run has no result yet: its usage is what its finished stages spent.
     usage = (
         result.usage
         if result
-        else sum((Usage.model_validate(u) for u in state.get("spent", [])), Usage())
+        else sum((Usage.model_validate(u) for u in ctl.get("spent", [])), Usage())
     )
     if interrupts:
         return RunResult(
@@ -328,7 +331,7 @@ def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
             gates=gates,
             usage=usage,
         )
-    outcome = state.get("outcome") or _specialist_outcome(result)
+    outcome = ctl.get("outcome") or _specialist_outcome(result)
     output = None
     if result is not None and result.output is not None and role is not None:
         output = role.output.model_validate(result.output)

@@ -15,6 +15,7 @@ and gates the group.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -48,25 +49,36 @@ def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[st
     return {**(left or {}), **(right or {})}
 
 
-class CoordinatorState(TypedDict, total=False):
-    """Graph state of a coordinator. Envelopes are JSON-mode dicts (see messages.py).
+class ChildCoordinatorState(TypedDict, total=False):
+    """Graph state of a coordinator run as a child. Envelopes are JSON-mode dicts (see messages.py).
 
     The coordinator's own bookkeeping (plan, cursor, attempts, loop fingerprints,
-    pending tasks, ...) lives in one ``ctl`` channel: LangGraph's per-step cost
-    grows with the number of channels, and these always change together.
-    ``results`` is the one channel parallel members write at once (a reducer);
-    ``gates`` and ``spent`` have one writer per step, which appends in code.
+    pending tasks, gate decisions, usage spent, outcome, ...) lives in one ``ctl``
+    channel: LangGraph's per-step cost grows with the number of channels, and
+    these change together (one writer per step, which appends to ``gates`` and
+    ``spent`` in code). ``results`` is the one channel parallel members write at
+    once (a reducer). A parent reads only ``result``.
     """
 
     input: dict[str, Any]
     task: dict[str, Any]
     board: dict[str, Any]
     results: Annotated[dict[str, Any], _merge]
+    ctl: dict[str, Any]
+    result: dict[str, Any]
+
+
+class CoordinatorState(ChildCoordinatorState, total=False):
+    """Graph state of a compiled role: a child's, plus what its final state shows.
+
+    The finishing step publishes the gate decisions, the usage spent and the
+    outcome as channels of their own, for callers that invoke the graph directly
+    (``agentmesh.run`` reads them from ``ctl``).
+    """
+
     gates: list[dict[str, Any]]
     spent: list[dict[str, Any]]
-    ctl: dict[str, Any]
     outcome: dict[str, Any]
-    result: dict[str, Any]
 
 
 # Keys the coordinator steps read and write as if they were channels; stored in ``ctl``.
@@ -84,6 +96,9 @@ _CTL = frozenset(
         "retry_members",
         "next",
         "started",
+        "gates",
+        "spent",
+        "outcome",
     }
 )
 
@@ -99,11 +114,11 @@ def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
     out: dict[str, Any] = {}
     changed: dict[str, Any] = {}
     for key, value in update.items():
-        if key in _CTL:
-            changed[key] = value.value if isinstance(value, Overwrite) else value
-        elif key in _APPENDED:
+        if key in _APPENDED:
             prior = () if isinstance(value, Overwrite) else state.get(key, ())
-            out[key] = [*prior, *(value.value if isinstance(value, Overwrite) else value)]
+            changed[key] = [*prior, *(value.value if isinstance(value, Overwrite) else value)]
+        elif key in _CTL:
+            changed[key] = value.value if isinstance(value, Overwrite) else value
         else:
             out[key] = value
     if changed:
@@ -119,17 +134,31 @@ class SpecialistState(TypedDict, total=False):
     result: dict[str, Any]
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Wiring:
+    """How a compiled coordinator routes, and what its final state shows."""
+
+    sent: frozenset[str]  # members of parallel groups, reached through Send
+    publish: bool  # gates, spent and outcome as channels of their own once finished
+
+
 def compile_coordinator(
     role: Lead[Any, Any],
     *,
     checkpointer: Any = None,
     settings: Settings | None = None,
     name: str | None = None,
+    child: bool = False,
 ) -> Compiled:
-    """Build and compile ``role``'s graph (children are compiled as subgraphs)."""
+    """Build and compile ``role``'s graph (children are compiled as subgraphs).
+
+    A ``child`` graph is one a parent coordinator runs: it has no channels that
+    only a direct caller would read.
+    """
     settings = settings or Settings.from_env()
-    builder: StateGraph[Any, Any, Any, Any] = StateGraph(CoordinatorState)
-    sent: set[str] = set()  # members of parallel groups, reached through Send
+    schema = ChildCoordinatorState if child else CoordinatorState
+    builder: StateGraph[Any, Any, Any, Any] = StateGraph(schema)
+    sent: set[str] = set()
     hops: list[str] = ["plan"]
     for stage in role.stages:
         agent, _ = unwrap(stage)
@@ -138,22 +167,23 @@ def compile_coordinator(
             hops.extend(m.name for m in agent.members)
         else:
             hops.append(agent.name)
+    wiring = _Wiring(sent=frozenset(sent), publish=not child)
     destinations = (*hops, END)
     stage_nodes: list[str] = []
     first_is_stage = bool(role.stages) and not isinstance(unwrap(role.stages[0])[0], Parallel)
-    builder.add_node("plan", _bind_plan(role, sent), destinations=destinations)
+    builder.add_node("plan", _bind_plan(role, wiring), destinations=destinations)
     for stage in role.stages:
         agent, _ = unwrap(stage)
         if isinstance(agent, Parallel):
             join = f"join_{agent.name}"
             builder.add_node(
-                join, _bind_join(role, stage, settings, sent), destinations=destinations
+                join, _bind_join(role, stage, settings, wiring), destinations=destinations
             )
             for member in agent.members:
                 builder.add_node(member.name, _member_node(member, settings, role.name))
                 builder.add_edge(member.name, join)
         else:
-            node = _stage_node(role, stage, settings, sent)
+            node = _stage_node(role, stage, settings, wiring)
             builder.add_node(agent.name, node, destinations=destinations)
             stage_nodes.append(agent.name)
     # A sequential first stage plans inline (no superstep of its own); the plan
@@ -192,6 +222,8 @@ def role_of(graph: Any) -> Any:
 # separate gate, router or finish nodes.
 
 _APPENDED = ("gates", "spent")
+# Bookkeeping written to channels of their own once, when the coordinator finishes.
+_PUBLISHED = ("gates", "spent", "outcome")
 
 
 def _apply(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -232,33 +264,37 @@ def _combine(first: Mapping[str, Any], then: Mapping[str, Any]) -> dict[str, Any
 
 
 def _advance(
-    role: Lead[Any, Any], state: Mapping[str, Any], update: dict[str, Any], sent: set[str]
+    role: Lead[Any, Any], state: Mapping[str, Any], update: dict[str, Any], wiring: _Wiring
 ) -> Command[Any]:
     # Routing reads two bookkeeping keys; only finishing needs the whole new state.
     nxt = update["next"] if "next" in update else state.get("next", "finish")
     if nxt == "finish":
         view = _apply(state, update)
-        return Command(update=_pack(state, _combine(update, steps.finish(role, view))), goto=END)
+        packed = _pack(state, _combine(update, steps.finish(role, view)))
+        if wiring.publish:
+            ctl = packed["ctl"]
+            packed.update((key, ctl[key]) for key in _PUBLISHED if key in ctl)
+        return Command(update=packed, goto=END)
     packed = _pack(state, update)
     if nxt == "plan":
         return Command(update=packed, goto="plan")
     pending: list[dict[str, Any]] = update["pending"] if "pending" in update else state["pending"]
-    if pending and pending[0]["node"] in sent:
+    if pending and pending[0]["node"] in wiring.sent:
         return Command(update=packed, goto=[Send(p["node"], {"task": p["task"]}) for p in pending])
     return Command(update=packed, goto=pending[0]["node"])
 
 
-def _bind_plan(role: Lead[Any, Any], sent: set[str]) -> Callable[..., Command[Any]]:
+def _bind_plan(role: Lead[Any, Any], wiring: _Wiring) -> Callable[..., Command[Any]]:
     def plan(state: CoordinatorState) -> Command[Any]:
         flat = _flat(state)
         _kill_check(role.name, flat.get("task") or {})
-        return _advance(role, flat, steps.plan(role, flat, None), sent)
+        return _advance(role, flat, steps.plan(role, flat, None), wiring)
 
     return plan
 
 
 def _bind_join(
-    role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
+    role: Lead[Any, Any], stage: Any, settings: Settings, wiring: _Wiring
 ) -> Callable[..., Command[Any]]:
     group, _ = unwrap(stage)
     runner = _agent_runner(settings)
@@ -273,13 +309,13 @@ def _bind_join(
         if group.resolver is not None:
             fresh = _combine(fresh, steps.join(group, state, runner))
         judged = steps.gate(role, stage, _apply(state, fresh))
-        return _advance(role, state, _combine(fresh, judged), sent)
+        return _advance(role, state, _combine(fresh, judged), wiring)
 
     return join
 
 
 def _stage_node(
-    role: Lead[Any, Any], stage: Any, settings: Settings, sent: set[str]
+    role: Lead[Any, Any], stage: Any, settings: Settings, wiring: _Wiring
 ) -> Callable[..., Command[Any]]:
     """The node that runs one sequential stage, gates its result and routes on."""
     agent, _ = unwrap(stage)
@@ -295,7 +331,7 @@ def _stage_node(
             view = _apply(state, before)
             pending = view.get("pending") or []
             if view.get("next") != "dispatch" or pending[0]["node"] != agent.name:
-                return _advance(role, state, before, sent)
+                return _advance(role, state, before, wiring)
             state = view
         task = state["pending"][0]["task"]
         _at_node(agent.name, task, role.name)
@@ -305,7 +341,7 @@ def _stage_node(
         judged = steps.gate(
             role, stage, _apply(state, fresh), {agent.name: result}, {agent.name: typed}
         )
-        return _advance(role, state, _combine(before, _combine(fresh, judged)), sent)
+        return _advance(role, state, _combine(before, _combine(fresh, judged)), wiring)
 
     if isinstance(agent, Specialist):
         # Leaf nodes take no config parameter: LangGraph skips per-call
@@ -357,7 +393,7 @@ def _agent_call(
             return run_specialist_typed(agent, task, model=model, ctx=current_context())
 
         return run_leaf
-    child = compile_coordinator(agent, settings=settings)
+    child = compile_coordinator(agent, settings=settings, child=True)
     # The child's own limit (sized from its step cap) must not be replaced by
     # the parent's, or a deep lead would hit LangGraph's limit before its cap.
     limit = (child.config or {}).get("recursion_limit", 25)

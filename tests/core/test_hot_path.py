@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+import agentmesh as am
 import agentmesh.settings as settings_module
 from agentmesh.gates import Check, Gate
 from agentmesh.messages import (
@@ -191,3 +192,67 @@ def test_loop_fingerprints_are_the_same_in_another_process() -> None:
     ).stdout.strip()
     assert there == here
     assert here != _fingerprint("stage", pending, "retry: too low", {"output": {"total": 4}})
+
+
+class Text(BaseModel):
+    text: str
+
+
+class Split(BaseModel):
+    words: list[str]
+
+
+class Count(BaseModel):
+    n: int
+
+
+class Approval(BaseModel):
+    approved: bool
+
+
+def _split(doc: Text) -> Split:
+    return Split(words=doc.text.split())
+
+
+def _count(words: Split) -> Count:
+    return Count(n=len(words.words))
+
+
+def _two_leads(second: Any) -> Any:
+    code = am.specialist()
+    words = am.Lead(name="words", input=Text, output=Split, stages=[code(_split)])
+    last = am.Lead(name="last", input=Split, output=second.output, stages=[second])
+    return am.Meta(name="top", input=Text, output=second.output, stages=[words, last]).compile()
+
+
+def test_a_finished_graph_publishes_its_gates_spending_and_outcome() -> None:
+    graph = _two_leads(am.specialist()(_count))
+
+    state = graph.invoke({"input": {"text": "one two three"}})
+    run = am.run(graph, Text(text="one two three"), checkpointer=None)
+
+    # Children keep them in their bookkeeping; the graph a caller invokes shows them.
+    assert state["outcome"] == {"status": "completed", "reason": "completed"}
+    assert [(g["stage"], g["action"]) for g in state["gates"]] == [
+        ("words", "pass"),
+        ("last", "pass"),
+    ]
+    assert len(state["spent"]) == 2
+    assert state["result"]["output"] == {"n": 3}
+    assert run.status is am.RunStatus.COMPLETED
+    assert [(g.stage, g.action) for g in run.gates] == [
+        ("words", am.GateAction.PASS),
+        ("last", am.GateAction.PASS),
+    ]
+    assert run.output == Count(n=3)
+
+
+def test_a_paused_run_reports_the_gates_and_spending_of_its_finished_stages() -> None:
+    ask = am.Specialist(name="ask", input=Split, output=Approval, layer="human")
+    graph = _two_leads(ask)
+
+    paused = am.run(graph, Text(text="pay it"), thread_id=f"paused-{new_id()}")
+
+    assert paused.status is am.RunStatus.AWAITING_HUMAN
+    assert [(g.stage, g.action) for g in paused.gates] == [("words", am.GateAction.PASS)]
+    assert paused.usage.latency_s > 0
