@@ -52,30 +52,31 @@ def _merge(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[st
 class ChildCoordinatorState(TypedDict, total=False):
     """Graph state of a coordinator run as a child. Envelopes are JSON-mode dicts (see messages.py).
 
-    The coordinator's own bookkeeping (plan, cursor, attempts, loop fingerprints,
-    pending tasks, gate decisions, usage spent, outcome, ...) lives in one ``ctl``
-    channel: LangGraph's per-step cost grows with the number of channels, and
-    these change together (one writer per step, which appends to ``gates`` and
-    ``spent`` in code). ``results`` is the one channel parallel members write at
-    once (a reducer). A parent reads only ``result``.
+    The coordinator's own bookkeeping (the board of known fields, plan, cursor,
+    attempts, loop fingerprints, pending tasks, gate decisions, usage spent,
+    outcome, ...) lives in one ``ctl`` channel: LangGraph's per-step cost grows
+    with the number of channels, and these change together (one writer per step,
+    which appends to ``gates`` and ``spent`` in code). ``results`` is the one
+    channel parallel members write at once (a reducer). A parent writes only
+    ``task`` and reads only ``result``.
     """
 
-    input: dict[str, Any]
     task: dict[str, Any]
-    board: dict[str, Any]
     results: Annotated[dict[str, Any], _merge]
     ctl: dict[str, Any]
     result: dict[str, Any]
 
 
 class CoordinatorState(ChildCoordinatorState, total=False):
-    """Graph state of a compiled role: a child's, plus what its final state shows.
+    """Graph state of a compiled role: a child's, plus what a direct caller uses.
 
-    The finishing step publishes the gate decisions, the usage spent and the
-    outcome as channels of their own, for callers that invoke the graph directly
-    (``agentmesh.run`` reads them from ``ctl``).
+    A caller may give a bare ``input`` instead of a task envelope. The finishing
+    step publishes the gate decisions, the usage spent and the outcome as channels
+    of their own, for callers that invoke the graph directly (``agentmesh.run``
+    reads them from ``ctl``).
     """
 
+    input: dict[str, Any]
     gates: list[dict[str, Any]]
     spent: list[dict[str, Any]]
     outcome: dict[str, Any]
@@ -84,6 +85,7 @@ class CoordinatorState(ChildCoordinatorState, total=False):
 # Keys the coordinator steps read and write as if they were channels; stored in ``ctl``.
 _CTL = frozenset(
     {
+        "board",
         "plan",
         "cursor",
         "attempts",
