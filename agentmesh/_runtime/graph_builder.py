@@ -27,7 +27,7 @@ from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.guard import RunGuard, served_guard
 from agentmesh._runtime.specialist_run import run_specialist, run_specialist_typed
-from agentmesh.messages import ResultMessage, TaskMessage, result_json, usage_json
+from agentmesh.messages import ResultMessage, TaskMessage, result_json
 from agentmesh.models import resolve_model
 from agentmesh.settings import Settings
 from agentmesh.specialist import Specialist
@@ -337,9 +337,10 @@ def _stage_node(
             state = view
         task = state["pending"][0]["task"]
         _at_node(agent.name, task, role.name)
-        result, typed = run_agent(task, config)
-        _record(task, result)
-        fresh = _result_update(agent.name, result)
+        result, typed, envelope = run_agent(task, config)
+        _record(task, envelope)
+        # The envelope's usage is the stage's spending: one dict in both places.
+        fresh = {"results": {agent.name: envelope}, "spent": [envelope["usage"]]}
         judged = steps.gate(
             role, stage, _apply(state, fresh), {agent.name: result}, {agent.name: typed}
         )
@@ -366,33 +367,37 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
             _at_node(agent.name, payload["task"], coordinator)
-            result, _ = run_agent(payload["task"], None)
-            _record(payload["task"], result)
-            return {"results": {agent.name: result_json(result)}}
+            envelope = run_agent(payload["task"], None)[2]
+            _record(payload["task"], envelope)
+            return {"results": {agent.name: envelope}}
 
         return leaf
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         _at_node(agent.name, payload["task"], coordinator)
-        result, _ = run_agent(payload["task"], config)
-        _record(payload["task"], result)
-        return {"results": {agent.name: result_json(result)}}
+        envelope = run_agent(payload["task"], config)[2]
+        _record(payload["task"], envelope)
+        return {"results": {agent.name: envelope}}
 
     return node
 
 
-def _agent_call(
-    agent: Any, settings: Settings
-) -> Callable[[Any, RunnableConfig | None], tuple[ResultMessage[Any], BaseModel | None]]:
-    """A function running ``agent`` on a task envelope: a specialist, or a child graph."""
+Ran = tuple[ResultMessage[Any], "BaseModel | None", dict[str, Any]]
+
+
+def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig | None], Ran]:
+    """A function running ``agent`` on a task envelope: a specialist, or a child graph.
+
+    It returns the result, its output as validated against the specialist's
+    schema (``None`` for a child graph), and the result in JSON form for state.
+    """
     if isinstance(agent, Specialist):
         model = _model_for(agent, settings)
 
-        def run_leaf(
-            task_json: Any, config: RunnableConfig | None
-        ) -> tuple[ResultMessage[Any], BaseModel | None]:
+        def run_leaf(task_json: Any, config: RunnableConfig | None) -> Ran:
             task: TaskMessage[Any] = _task_from(task_json)
-            return run_specialist_typed(agent, task, model=model, ctx=current_context())
+            result, typed = run_specialist_typed(agent, task, model=model, ctx=current_context())
+            return result, typed, result_json(result)
 
         return run_leaf
     child = compile_coordinator(agent, settings=settings, child=True)
@@ -400,9 +405,7 @@ def _agent_call(
     # the parent's, or a deep lead would hit LangGraph's limit before its cap.
     limit = (child.config or {}).get("recursion_limit", 25)
 
-    def run_child(
-        task_json: Any, config: RunnableConfig | None
-    ) -> tuple[ResultMessage[Any], BaseModel | None]:
+    def run_child(task_json: Any, config: RunnableConfig | None) -> Ran:
         # The parent reads only the result envelope. "v2" streams values alone (v1
         # also builds every step's updates, to find interrupts; a child's interrupt
         # reaches the parent as an exception either way).
@@ -412,8 +415,9 @@ def _agent_call(
             output_keys=["result"],
             version="v2",
         )
-        result: ResultMessage[Any] = ResultMessage.model_validate(out.value["result"])
-        return result, None
+        # The child built its envelope in JSON form: it is kept as it came.
+        envelope: dict[str, Any] = out.value["result"]
+        return ResultMessage.model_validate(envelope), None, envelope
 
     return run_child
 
@@ -445,11 +449,11 @@ def _kill_check(name: str, task: Mapping[str, Any]) -> None:
         guard.check_kill(agent=name, scope=task.get("scope") or "")
 
 
-def _record(task: Mapping[str, Any], result: ResultMessage[Any]) -> None:
-    """Keep a finished task's result for the run's partial results."""
+def _record(task: Mapping[str, Any], envelope: Mapping[str, Any]) -> None:
+    """Keep a finished task's result envelope for the run's partial results."""
     guard = _guard(task)
     if guard is not None:
-        guard.record(task.get("scope") or result.agent, result)
+        guard.record(task.get("scope") or envelope["agent"], envelope)
 
 
 def _task_from(task_json: Mapping[str, Any]) -> TaskMessage[Any]:
@@ -459,13 +463,6 @@ def _task_from(task_json: Mapping[str, Any]) -> TaskMessage[Any]:
     faster than ``model_construct`` (a Python loop over the fields) builds it.
     """
     return TaskMessage.model_validate(task_json)
-
-
-def _result_update(name: str, result: ResultMessage[Any]) -> dict[str, Any]:
-    return {
-        "results": {name: result_json(result)},
-        "spent": [usage_json(result.usage)],
-    }
 
 
 def _model_for(agent: Specialist[Any, Any], settings: Settings) -> BaseChatModel | None:

@@ -36,17 +36,17 @@ from agentmesh.controls.retry import RetryStormGuard, call_with_retry
 from agentmesh.controls.timeouts import Deadline, call_with_timeout
 from agentmesh.controls.tokens import TokenCount, prompt_tokens_upper_bound, usage_or_estimate
 from agentmesh.errors import BudgetExhaustedError, RunawayError
+from agentmesh.messages import ResultMessage
 from agentmesh.pricing import cost_usd, worst_case_cost
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from langchain_core.messages import AIMessage, BaseMessage
 
     from agentmesh.controls.budget import Reservation
     from agentmesh.controls.cache import ResponseCache
     from agentmesh.controls.period import PeriodReservation
-    from agentmesh.messages import ResultMessage
     from agentmesh.settings import Settings
 
 T = TypeVar("T")
@@ -142,7 +142,7 @@ class RunGuard:
         self.max_output_tokens = controls.max_output_tokens or settings.max_output_tokens
         self.alerts = controls.alerts or self.services.alerts
         self.period = _period_guard(controls, settings, self.alerts)
-        self.partial: dict[str, ResultMessage[Any]] = {}
+        self._finished: dict[str, Mapping[str, Any]] = {}
         self.agent_cost: dict[str, float] = {}
         self._replans = 0
         self._lock = threading.Lock()
@@ -201,9 +201,18 @@ class RunGuard:
                 run_id=self.run_id,
             )
 
-    def record(self, path: str, result: ResultMessage[Any]) -> None:
-        """Keep a finished task's result: the partial results of a stopped run."""
-        self.partial[path] = result
+    def record(self, path: str, envelope: Mapping[str, Any]) -> None:
+        """Keep a finished task's result envelope (JSON form): a stopped run's partial results.
+
+        The envelope is the one written to graph state; it is validated only when
+        a stopped run reports it, so a run that finishes holds no extra objects.
+        """
+        self._finished[path] = envelope
+
+    @property
+    def partial(self) -> dict[str, ResultMessage[Any]]:
+        """The results recorded so far, by agent path."""
+        return {p: ResultMessage.model_validate(e) for p, e in self._finished.items()}
 
     def envelope_for(self, scope: str) -> Envelope | None:
         """The budget envelope of the agent at ``scope`` (``""`` is the run)."""
