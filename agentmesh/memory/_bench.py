@@ -7,11 +7,15 @@ a good share of them. Every query vector is timed in turn on each path:
 
 - ``raw_chroma``: ``collection.query`` straight on the Chroma collection;
 - ``without_policy``: :meth:`ChromaStore.query` with no filter;
-- ``with_policy``: :meth:`ChromaStore.query` with the policy's filter (the planned query);
+- ``with_policy``: :meth:`ChromaStore.query` with the policy's filter (the planned query),
+  reading kept rows from the store's row cache, as an embedded store does;
+- ``no_row_cache``: the same with no row cache (as a Chroma server client without one),
+  so kept rows are read back from Chroma in a second call;
 - ``where_only``: the same filter always sent as a Chroma ``where`` (on fewer queries,
   as it is slow on large collections).
 
-``freshness_overhead_ratio`` is the ``with_policy`` p50 over the ``raw_chroma`` p50.
+``freshness_overhead_ratio`` is the ``with_policy`` p50 over the ``raw_chroma`` p50
+(``no_row_cache_overhead_ratio`` likewise for ``no_row_cache``).
 ``*_recall_at_k`` compare each path's ids with the exact top ``k`` (brute force over
 every vector; admitted items only for the filtered paths), and ``policy_violations``
 counts returned items the policy should have excluded (it must be 0).
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import numpy as np
 
 from agentmesh.memory._chroma import ChromaStore
+from agentmesh.memory._chroma_ids import row_fields
 from agentmesh.memory._hashing import HashingEmbedder
 from agentmesh.memory._items import MemoryItem
 from agentmesh.memory._policy import FreshnessRule, MemoryPolicy, StaleAction
@@ -213,6 +218,11 @@ def _raw(store: ChromaStore, vector: Vector, k: int) -> Any:
     )
 
 
+def _item_id(rid: str) -> str:
+    fields = row_fields(rid)
+    return rid if fields is None else fields.item_id
+
+
 def _recall(found: list[str], exact: set[str]) -> float:
     return len(set(found) & exact) / len(exact) if exact else 1.0
 
@@ -220,10 +230,12 @@ def _recall(found: list[str], exact: set[str]) -> float:
 def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int) -> dict[str, Any]:
     store, where = corpus.store, corpus.where
     where_store = ChromaStore(client=store.client, collection="bench", candidate_limit=0)
+    uncached = ChromaStore(client=store.client, collection="bench", row_cache=False)
     paths: dict[str, Callable[[Vector], list[str]]] = {
         "raw": lambda v: list(_raw(store, v, k)["ids"][0]),
         "plain": lambda v: [h.item.id for h in store.query(v, k=k)],
         "policy": lambda v: [h.item.id for h in store.query(v, k=k, where=where)],
+        "uncached": lambda v: [h.item.id for h in uncached.query(v, k=k, where=where)],
     }
     seconds: dict[str, list[float]] = {name: [] for name in (*paths, "where")}
     found: dict[str, list[list[str]]] = {name: [] for name in (*paths, "where")}
@@ -231,7 +243,7 @@ def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int)
     for n, vector in enumerate(vectors):
         names = list(paths)
         # Rotate the order so no path always runs first (after a cache-cold gap).
-        for name in names[n % 3 :] + names[: n % 3]:
+        for name in names[n % len(names) :] + names[: n % len(names)]:
             elapsed, ids = _timed(partial(paths[name], vector))
             seconds[name].append(elapsed)
             found[name].append(ids)
@@ -241,10 +253,13 @@ def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int)
             found["where"].append([h.item.id for h in hits])
     # Exact answers only after timing: brute force over every vector churns the caches.
     admitted = dict(zip(corpus.ids, corpus.admitted(), strict=True))
-    violations = sum(not admitted[i] for ids in found["policy"] for i in ids)
+    violations = sum(
+        not admitted[i] for path in ("policy", "uncached") for ids in found[path] for i in ids
+    )
     exact = [corpus.exact(v, k, filtered=True) for v in vectors]
+    # Raw Chroma answers with row ids (item id plus filter fields).
     raw_recall = [
-        _recall(ids, corpus.exact(v, k, filtered=False))
+        _recall([_item_id(r) for r in ids], corpus.exact(v, k, filtered=False))
         for ids, v in zip(found["raw"], vectors, strict=True)
     ]
     policy_recall = [_recall(ids, e) for ids, e in zip(found["policy"], exact, strict=True)]
@@ -252,6 +267,7 @@ def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int)
     raw, plain, policy = seconds["raw"], seconds["plain"], seconds["policy"]
     where_only = seconds["where"]
     raw_p, plain_p, policy_p = _percentiles(raw), _percentiles(plain), _percentiles(policy)
+    uncached_p = _percentiles(seconds["uncached"])
     where_p = _percentiles(where_only) if where_only else (0.0, 0.0)
     filtered = store.where_queries + store.planned_queries
     return {
@@ -263,6 +279,9 @@ def _measure(corpus: _Corpus, vectors: list[Vector], k: int, where_queries: int)
         "with_policy_p95_ms": policy_p[1],
         "freshness_overhead_ratio": round(policy_p[0] / raw_p[0], 3),
         "freshness_overhead_ratio_p95": round(policy_p[1] / raw_p[1], 3),
+        "no_row_cache_p50_ms": uncached_p[0],
+        "no_row_cache_p95_ms": uncached_p[1],
+        "no_row_cache_overhead_ratio": round(uncached_p[0] / raw_p[0], 3),
         "planned_share": round(store.planned_queries / filtered, 3) if filtered else 0.0,
         "policy_violations": violations,
         "raw_chroma_recall_at_k": round(statistics.mean(raw_recall), 3),

@@ -14,14 +14,18 @@ share of candidates that passed before) and keeps those that pass. When at least
 ``k`` pass, or the collection has no more items, they are the filtered top ``k``;
 after three short tries it runs the ``where``-filtered query.
 
-What a planned query costs over a plain one: Chroma reads every returned row back
-from its metadata index after the vector search, at about the same price per row
-whatever ``include`` asks for, so the ``m - k`` extra candidates are the overhead.
-Rows are checked on their metadata and only the kept ones become items. Two cheaper
-looking plans were measured and dropped: distances first, then a ``get`` of the kept
-rows (the second call's fixed cost is more than the rows it saves), and a local cache
-of each item's filter fields (it cannot see writes by another process or client, such
-as a re-ingest that re-stamps a source, so it would drop items that are fresh again).
+What a planned query costs over a plain one: Chroma reads every returned row's
+metadata and document back after the vector search, at 25-80 microseconds a row, and
+every call costs about 0.45 ms before it does any work, while ids and distances come
+nearly free. So candidates are searched for ids and distances only and checked on the
+filter fields each row id carries (:mod:`agentmesh.memory._chroma_ids`); the kept
+rows are read from a content-addressed copy beside the embedded collection
+(:mod:`agentmesh.memory._row_cache`), or from Chroma, by id, when the copy lacks them.
+A planned query is then one Chroma call that reads no rows. Dropped after measuring:
+reading every candidate's metadata (the extra rows cost 15-25% of a query), and a
+cache of each item's filter fields keyed by item id (it cannot see writes by another
+process or client, such as a re-ingest that re-stamps a source); a row id names its
+content, so a copy keyed by row id cannot go stale.
 
 Chroma's ``where``-filtered search is approximate in a way that matters here: when
 few items are admitted and they sit far from the query, it can return fewer than
@@ -32,6 +36,7 @@ and scored here. ``candidate_limit=0`` sends every filtered query as a ``where``
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +46,10 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from agentmesh.errors import ConfigError
+from agentmesh.memory._chroma_ids import ID_SCHEME, ID_SCHEME_KEY, row_fields, row_id, stamp
 from agentmesh.memory._items import MemoryItem, summarize_sources
 from agentmesh.memory._plan import TRIES, CandidatePlanner
+from agentmesh.memory._row_cache import FILE_NAME, RowCache
 from agentmesh.memory._store import ScoredItem, Vector, Vectors, unit_rows
 
 if TYPE_CHECKING:
@@ -59,8 +66,12 @@ __all__ = ["ChromaStore", "chroma_where"]
 # Chroma metadata cannot hold None: "no expiry" is stored as the year 9999.
 _NEVER: Final = 253_402_300_799.0
 _INCLUDE: Final[list[Any]] = ["documents", "metadatas", "distances"]
+_CANDIDATE_INCLUDE: Final[list[Any]] = ["distances"]
+_ROW_INCLUDE: Final[list[Any]] = ["documents", "metadatas"]
+_COPY_INCLUDE: Final[list[Any]] = ["embeddings", "documents", "metadatas"]
 _PAGE: Final = 5000
 _EXACT_LIMIT: Final = 2048
+_log = logging.getLogger(__name__)
 
 
 class ChromaStore:
@@ -83,6 +94,7 @@ class ChromaStore:
         client: ClientAPI | None = None,
         collection: str = "knowledge",
         candidate_limit: int = 256,
+        row_cache: Path | bool = True,
     ) -> None:
         """Open (or create) the collection.
 
@@ -94,6 +106,10 @@ class ChromaStore:
             candidate_limit: Most unfiltered candidates a filtered query tries before
                 it runs as a ``where`` query (see the module docstring); ``0`` always
                 runs filtered queries as ``where`` queries.
+            row_cache: Where filtered queries read kept rows from (see
+                :mod:`agentmesh.memory._row_cache`): ``True`` for a file in the
+                embedded folder (none for a server or a given client), a path for that
+                file, ``False`` to read every row from Chroma.
 
         Raises:
             ConfigError: Not exactly one of ``path``/``url``/``client``, a bad URL, or
@@ -109,12 +125,14 @@ class ChromaStore:
         self.planned_queries = 0
         self._lock = threading.Lock()
         self._client = client or _client(path, url)
+        self._rows = _row_cache(row_cache, path, collection)
         try:
             self._col: Collection = self._client.get_or_create_collection(
                 collection, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
         except Exception as exc:
             raise ConfigError(f"Chroma collection {collection!r}: {exc}") from exc
+        self._adopt_rows()
 
     @property
     def client(self) -> ClientAPI:
@@ -133,19 +151,9 @@ class ChromaStore:
         rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if len(rows) != len(items):
             raise ConfigError(f"{len(items)} items but {len(rows)} vectors")
-        for start in range(0, len(items), _PAGE):
-            batch = items[start : start + _PAGE]
-            try:
-                self._col.upsert(
-                    ids=[i.id for i in batch],
-                    embeddings=rows[start : start + _PAGE],
-                    documents=[i.text for i in batch],
-                    metadatas=[_metadata(i) for i in batch],
-                )
-            except Exception as exc:
-                if "dimension" in str(exc):
-                    raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
-                raise
+        with self._lock:
+            for start in range(0, len(items), _PAGE):
+                self._write(items[start : start + _PAGE], rows[start : start + _PAGE])
 
     def query(self, vector: Vector, *, k: int, where: ItemFilter | None = None) -> list[ScoredItem]:
         """The ``k`` items closest to ``vector`` that pass ``where``, best first."""
@@ -153,20 +161,11 @@ class ChromaStore:
             return []
         if where is None or where.admits_all:
             return self._search(vector, k, None).scored()
-        want = self._planner.first(where, k)
-        for _ in range(TRIES):
-            if not want:
-                break
-            rows = self._search(vector, want, None)
-            kept, passed = rows.passing(where, k)
-            self._planner.observe(where, passed, len(rows.ids))
-            # Fewer candidates than asked for means every item was seen only if the
-            # collection is that small: HNSW can return short lists on its own.
-            if len(kept) >= k or (len(rows.ids) < want and want >= self._col.count()):
-                with self._lock:
-                    self.planned_queries += 1
-                return kept
-            want = self._planner.more(where, k, tried=want, passed=passed)
+        planned = self._planned(vector, k, where)
+        if planned is not None:
+            with self._lock:
+                self.planned_queries += 1
+            return planned
         with self._lock:
             self.where_queries += 1
         clause = chroma_where(where)
@@ -185,16 +184,23 @@ class ChromaStore:
         with self._lock:
             ids = self._col.get(where=where, include=[])["ids"]
             if ids:
-                self._col.delete(ids=ids)
+                self._delete(ids)
             return len(ids)
 
     def restamp_source(self, source: str, ingested_at: float) -> int:
         """Set ``ingested_at`` on every item of ``source``; return how many changed."""
+        # The ingestion time is part of each row id, so the rows are written anew.
         with self._lock:
-            ids = self._col.get(where={"source": source}, include=[])["ids"]
-            if ids:
-                self._col.update(ids=ids, metadatas=[{"ingested_at": ingested_at}] * len(ids))
-            return len(ids)
+            got = self._col.get(where={"source": source}, include=_COPY_INCLUDE)
+            if not got["ids"]:
+                return 0
+            items = [
+                item.model_copy(update={"ingested_at": stamp(ingested_at)}) for item in _items(got)
+            ]
+            for start in range(0, len(items), _PAGE):
+                page = items[start : start + _PAGE]
+                self._write(page, _vectors(got)[start : start + _PAGE])
+            return len(items)
 
     def sources(self) -> dict[str, SourceInfo]:
         """What the store holds, per source (reads every item's metadata)."""
@@ -204,18 +210,120 @@ class ChromaStore:
         """How many items the store holds."""
         return self._col.count()
 
-    def _search(self, vector: Vector, k: int, where: dict[str, Any] | None) -> _Rows:
+    def _planned(self, vector: Vector, k: int, where: ItemFilter) -> list[ScoredItem] | None:
+        """The filtered top ``k`` from unfiltered candidates, or ``None`` to run ``where``."""
+        want = self._planner.first(where, k)
+        for _ in range(TRIES):
+            if not want:
+                return None
+            found = self._query(vector, want, None, _CANDIDATE_INCLUDE)
+            ids, dists = found["ids"][0], (found["distances"] or [[]])[0]
+            picked, passed = _passing(ids, dists, where, k)
+            self._planner.observe(where, passed, len(ids))
+            # Fewer candidates than asked for means every item was seen only if the
+            # collection is that small: HNSW can return short lists on its own.
+            if len(picked) >= k or (len(ids) < want and want >= self._col.count()):
+                kept = self._read(picked)
+                if len(kept) == len(picked):
+                    return kept
+                # A picked row was replaced between the two calls: search again.
+                continue
+            want = self._planner.more(where, k, tried=want, passed=passed)
+        return None
+
+    def _read(self, picked: list[tuple[str, float]]) -> list[ScoredItem]:
+        """The picked rows (id, distance) as items, in order; rows gone since are left out.
+
+        Rows come from the row cache when it has them, else from Chroma (and are kept).
+        """
+        if not picked:
+            return []
+        wanted = [rid for rid, _ in picked]
+        rows = self._rows.get(wanted) if self._rows is not None else {}
+        missing = [rid for rid in wanted if rid not in rows]
+        if missing:
+            got = self._col.get(ids=missing, include=_ROW_INCLUDE)
+            fetched = {item_id: item for item_id, item in _id_items(got)}
+            if self._rows is not None:
+                self._rows.put(fetched)
+            rows.update(fetched)
+        return [ScoredItem(item=rows[rid], score=1.0 - dist) for rid, dist in picked if rid in rows]
+
+    def _write(self, items: Sequence[MemoryItem], vectors: Vectors) -> None:
+        """Upsert one page of rows, then drop older rows of the same items (lock held)."""
+        ids = [row_id(i) for i in items]
+        if self._rows is not None:
+            self._rows.put(dict(zip(ids, items, strict=True)))
         try:
-            found = self._col.query(
-                query_embeddings=np.atleast_2d(np.asarray(vector, dtype=np.float32)),
-                n_results=k,
-                where=where,
-                include=_INCLUDE,
+            self._col.upsert(
+                ids=ids,
+                embeddings=vectors,
+                documents=[i.text for i in items],
+                metadatas=[_metadata(i) for i in items],
             )
         except Exception as exc:
             if "dimension" in str(exc):
                 raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
             raise
+        # Written first, removed second: a concurrent query may see both rows of an
+        # item for a moment (it keeps one), never neither.
+        keep = set(ids)
+        same_items: dict[str, Any] = {"item_id": {"$in": sorted({i.id for i in items})}}
+        older = [r for r in self._col.get(where=same_items, include=[])["ids"] if r not in keep]
+        if older:
+            self._delete(older)
+
+    def _delete(self, ids: list[str]) -> None:
+        self._col.delete(ids=ids)
+        if self._rows is not None:
+            self._rows.delete(ids)
+
+    def _adopt_rows(self) -> None:
+        """Give rows written before row ids carried filter fields their new ids."""
+        meta = dict(self._col.metadata or {})
+        if meta.get(ID_SCHEME_KEY) == ID_SCHEME:
+            return
+        with self._lock:
+            legacy = [rid for rid in self._all_ids() if row_fields(rid) is None]
+            if legacy:
+                _log.warning(
+                    "Chroma collection %r: giving %d rows written by an earlier agentmesh "
+                    "their new ids (once; about as long as ingesting them again)",
+                    self.collection_name,
+                    len(legacy),
+                )
+            for start in range(0, len(legacy), _PAGE):
+                page = legacy[start : start + _PAGE]
+                got = self._col.get(ids=page, include=_COPY_INCLUDE)
+                self._write(list(_items(got)), _vectors(got))
+                self._delete(page)
+            self._col.modify(metadata={**meta, ID_SCHEME_KEY: ID_SCHEME})
+
+    def _all_ids(self) -> list[str]:
+        ids: list[str] = []
+        while True:
+            page = self._col.get(include=[], limit=_PAGE, offset=len(ids))["ids"]
+            ids.extend(page)
+            if len(page) < _PAGE:
+                return ids
+
+    def _query(
+        self, vector: Vector, k: int, where: dict[str, Any] | None, include: list[Any]
+    ) -> Any:
+        try:
+            return self._col.query(
+                query_embeddings=np.atleast_2d(np.asarray(vector, dtype=np.float32)),
+                n_results=k,
+                where=where,
+                include=include,
+            )
+        except Exception as exc:
+            if "dimension" in str(exc):
+                raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
+            raise
+
+    def _search(self, vector: Vector, k: int, where: dict[str, Any] | None) -> _Rows:
+        found = self._query(vector, k, where, _INCLUDE)
         return _Rows(
             ids=found["ids"][0],
             docs=(found["documents"] or [[]])[0],
@@ -241,9 +349,8 @@ class ChromaStore:
     def _all_items(self) -> Iterator[MemoryItem]:
         offset = 0
         while True:
-            page = self._col.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
-            docs, metas = page["documents"] or [], page["metadatas"] or []
-            yield from (_item(i, d, m) for i, d, m in zip(page["ids"], docs, metas, strict=True))
+            page = self._col.get(include=_ROW_INCLUDE, limit=_PAGE, offset=offset)
+            yield from _items(page)
             if len(page["ids"]) < _PAGE:
                 return
             offset += _PAGE
@@ -281,11 +388,12 @@ def _all_of(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _metadata(item: MemoryItem) -> dict[str, Any]:
     return {
+        "item_id": item.id,
         "source": item.source,
         "data_type": item.data_type,
-        "ingested_at": float(item.ingested_at),
+        "ingested_at": stamp(item.ingested_at),
         "source_version": item.source_version,
-        "expires_at": _NEVER if item.expires_at is None else float(item.expires_at),
+        "expires_at": _NEVER if item.expires_at is None else stamp(item.expires_at),
         "title": item.title,
     }
 
@@ -300,24 +408,52 @@ class _Rows:
     dists: list[Any]
 
     def scored(self) -> list[ScoredItem]:
-        return [self._scored(n) for n in range(len(self.ids))]
+        # Keep the nearest row of each item: another writer may be replacing one.
+        out: list[ScoredItem] = []
+        seen: set[str] = set()
+        for rid, doc, meta, dist in zip(self.ids, self.docs, self.metas, self.dists, strict=True):
+            found = ScoredItem(item=_item(rid, doc, meta), score=1.0 - float(dist))
+            if found.item.id not in seen:
+                seen.add(found.item.id)
+                out.append(found)
+        return out
 
-    def passing(self, where: ItemFilter, k: int) -> tuple[list[ScoredItem], int]:
-        """The first ``k`` rows that pass ``where`` as items, and how many rows passed."""
-        kept: list[ScoredItem] = []
-        passed = 0
-        # Rows are checked on their metadata so only the kept ones become items.
-        for n, meta in enumerate(self.metas):
-            if where.matches_fields(meta["data_type"], meta["ingested_at"], _expiry(meta)):
-                passed += 1
-                if len(kept) < k:
-                    kept.append(self._scored(n))
-        return kept, passed
 
-    def _scored(self, n: int) -> ScoredItem:
-        return ScoredItem(
-            item=_item(self.ids[n], self.docs[n], self.metas[n]), score=1.0 - float(self.dists[n])
-        )
+def _passing(
+    ids: list[str], dists: list[Any], where: ItemFilter, k: int
+) -> tuple[list[tuple[str, float]], int]:
+    """The first ``k`` candidates (row id, distance) whose id fields pass, and how many passed.
+
+    A row id without fields (written by another tool) never passes: the filter cannot
+    be checked on it, so it is left to the ``where`` query.
+    """
+    picked: list[tuple[str, float]] = []
+    items: set[str] = set()
+    passed = 0
+    for rid, dist in zip(ids, dists, strict=True):
+        fields = row_fields(rid)
+        if fields is None or not where.matches_fields(
+            fields.data_type, fields.ingested_at, fields.expires_at
+        ):
+            continue
+        passed += 1
+        if len(picked) < k and fields.item_id not in items:
+            items.add(fields.item_id)
+            picked.append((rid, float(dist)))
+    return picked, passed
+
+
+def _items(got: Any) -> Iterator[MemoryItem]:
+    yield from (item for _, item in _id_items(got))
+
+
+def _id_items(got: Any) -> Iterator[tuple[str, MemoryItem]]:
+    docs, metas = got["documents"] or [], got["metadatas"] or []
+    yield from ((r, _item(r, d, m)) for r, d, m in zip(got["ids"], docs, metas, strict=True))
+
+
+def _vectors(got: Any) -> Vectors:
+    return np.asarray(got["embeddings"], dtype=np.float32)
 
 
 def _expiry(meta: Any) -> float | None:
@@ -325,10 +461,11 @@ def _expiry(meta: Any) -> float | None:
     return None if expires >= _NEVER else expires
 
 
-def _item(item_id: str, text: str | None, meta: Any) -> MemoryItem:
+def _item(rid: str, text: str | None, meta: Any) -> MemoryItem:
     # Validating is cheaper than ``model_construct`` (pydantic-core against a Python loop).
+    fields = row_fields(rid)
     return MemoryItem(
-        id=item_id,
+        id=rid if fields is None else fields.item_id,
         text=text or "",
         source=str(meta["source"]),
         data_type=str(meta["data_type"]),
@@ -337,6 +474,17 @@ def _item(item_id: str, text: str | None, meta: Any) -> MemoryItem:
         expires_at=_expiry(meta),
         title=str(meta.get("title", "")),
     )
+
+
+def _row_cache(setting: Path | bool, folder: Path | None, collection: str) -> RowCache | None:
+    if setting is False:
+        return None
+    if setting is True:
+        if folder is None:
+            return None
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return RowCache(Path(folder) / FILE_NAME, collection=collection)
+    return RowCache(Path(setting), collection=collection)
 
 
 def _client(path: Path | None, url: str | None) -> ClientAPI:

@@ -134,10 +134,14 @@ def test_bench_small(workspace: Path, capsys: pytest.CaptureFixture[str]) -> Non
         "with_policy_p50_ms",
         "with_policy_p95_ms",
         "where_only_p50_ms",
+        "no_row_cache_p50_ms",
     ):
         assert result[key] > 0, key
     assert result["freshness_overhead_ratio"] == pytest.approx(
         result["with_policy_p50_ms"] / result["raw_chroma_p50_ms"], rel=0.01
+    )
+    assert result["no_row_cache_overhead_ratio"] == pytest.approx(
+        result["no_row_cache_p50_ms"] / result["raw_chroma_p50_ms"], rel=0.01
     )
     assert result["policy_violations"] == 0
     assert 0.2 < result["excluded_share"] < 0.6
