@@ -17,7 +17,7 @@ from agentmesh.memory import ChromaStore, InMemoryStore, ItemFilter, MemoryStore
 from agentmesh.memory._chroma import chroma_where
 from agentmesh.memory._chroma_ids import row_fields
 from agentmesh.memory._plan import needed
-from agentmesh.memory._row_cache import FILE_NAME
+from agentmesh.memory._row_cache import FILE_NAME, RowCache
 
 
 class TestInMemoryStore(StoreConformance):
@@ -269,6 +269,22 @@ def test_a_cached_row_never_hides_a_change_made_elsewhere(tmp_path: Path) -> Non
 
     assert [s.item.text for s in reader.query(basis(0), k=1, where=_FRESH)] == ["new"]
     assert reader.count() == 1
+
+
+def test_the_row_cache_forgets_rows_chroma_no_longer_holds(
+    chroma: ChromaStore, tmp_path: Path
+) -> None:
+    cache = RowCache(tmp_path / "chroma" / FILE_NAME, collection="knowledge")
+    chroma.add([item("a", source="s"), item("b", source="t")], np.stack([basis(0), basis(1)]))
+    ids = chroma.collection.get(include=[])["ids"]
+    assert set(cache.get(ids)) == set(ids)
+
+    chroma.add([item("a", source="s", text="changed")], np.stack([basis(0)]))
+    chroma.delete_source("t")
+
+    (kept,) = chroma.collection.get(include=[])["ids"]
+    assert set(cache.get([*ids, kept])) == {kept}
+    assert cache.get([kept])[kept].text == "changed"
 
 
 def test_row_ids_carry_the_filter_fields(chroma: ChromaStore) -> None:
