@@ -7,7 +7,9 @@ episodes are on, or by hand with ``remember``. When a reviewer corrects an episo
 ``vendor_id`` (``EpisodicMemory.correct``), later invoices printed with the same
 vendor name are matched to that vendor by ``validate_vendor`` (which asks
 ``vendor_from_corrections`` when master data has no match), instead of going to a
-human as an unknown vendor.
+human as an unknown vendor. The lookup lists the corrected episodes
+(``EpisodicMemory.corrected``), not the nearest ones, so it holds however many
+invoices were recorded.
 
 Episodes live where the settings put them (``AGENTMESH_EPISODES`` records into the same
 memory): embedded Chroma under the data folder (``Settings.data_dir``) unless a Chroma
@@ -73,17 +75,18 @@ def _key(name: str | None) -> str:
     return re.sub(r"[^a-z0-9]", "", (name or "").lower())
 
 
-def vendor_from_corrections(vendor_name: str, text: str) -> str | None:
-    """The vendor id a reviewer gave earlier, similar invoices printed with this vendor name.
+def vendor_from_corrections(vendor_name: str) -> str | None:
+    """The vendor id a reviewer last gave an invoice printed with this vendor name.
 
-    The recall is traced as a ``retrieval`` span of the run that asks.
+    Reads the workflow's corrected episodes only (traced as a ``retrieval`` span of
+    the run that asks), so the answer does not depend on how many invoices were seen.
     """
     memory = _existing()
     if memory is None:
         return None
-    recalled = memory.recall(text, workflow=WORKFLOW, k=5)
-    for hit in recalled.episodes:
-        correction = hit.episode.latest_correction("vendor_id")
-        if correction is not None and _key(hit.episode.subject) == _key(vendor_name):
+    wanted = _key(vendor_name)
+    for episode in memory.corrected(workflow=WORKFLOW):
+        correction = episode.latest_correction("vendor_id")
+        if correction is not None and _key(episode.subject) == wanted:
             return str(correction.new) if correction.new is not None else None
     return None

@@ -55,7 +55,7 @@ def extract_by_rules(parsed: ParsedInvoice) -> am.Answer[InvoiceFields]:
 
 def learned_vendor(inv: VendorCheckInput) -> dict[str, Any] | None:
     """The vendor a reviewer assigned to earlier invoices printed with this name, if any."""
-    vendor_id = vendor_from_corrections(inv.vendor_name, inv.text) if inv.vendor_name else None
+    vendor_id = vendor_from_corrections(inv.vendor_name) if inv.vendor_name else None
     return next((v for v in rules.load_vendors() if v["vendor_id"] == vendor_id), None)
 
 

@@ -9,9 +9,12 @@ episodes as few-shot examples showing the corrected output, and code agents can 
 
 Episodes persist through any :class:`~agentmesh.memory.MemoryStore` (in memory,
 Chroma). Each is one item of data type ``episode/<workflow>/<status>``, so recall
-filters by workflow and outcome inside the store query. Give episodes a store (or
-Chroma collection) of their own, apart from knowledge: an unfiltered knowledge
-search would otherwise see them.
+filters by workflow and outcome inside the store query. A corrected episode is also
+kept as an item of data type ``episode-corrected/<workflow>``, so
+:meth:`EpisodicMemory.corrected` lists what reviewers taught a workflow (a few items)
+without ranking every episode by similarity. Give episodes a store (or Chroma
+collection) of their own, apart from knowledge: an unfiltered knowledge search would
+otherwise see them.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ __all__ = [
 ]
 
 _KIND: Final = "episode/"
+_CORRECTED: Final = "episode-corrected/"
 
 
 class EpisodicMemory:
@@ -122,7 +126,8 @@ class EpisodicMemory:
         """Store a finished run as an episode.
 
         Recording the same episode id again replaces the episode, corrections included
-        (it does not read the old one back: that costs a scan, see :meth:`get`).
+        (it does not read the old one back: that costs a scan, see :meth:`get`), and
+        drops it from :meth:`corrected`.
 
         Args:
             run: The run's result (any terminal status).
@@ -147,12 +152,12 @@ class EpisodicMemory:
             created_at=self._clock(),
             limit=self._limit,
         )
-        self._save(episode)
+        self._replace(episode)
         return episode
 
     def add(self, episode: Episode) -> None:
         """Store an episode built elsewhere (imported history, tests); replaces by id."""
-        self._save(episode)
+        self._replace(episode)
 
     def get(self, episode_id: str) -> Episode | None:
         """The episode with this id, or ``None``.
@@ -184,8 +189,31 @@ class EpisodicMemory:
             self._save(updated)
         return updated
 
+    def corrected(self, *, workflow: str) -> list[Episode]:
+        """Every episode of ``workflow`` a reviewer corrected, latest correction first.
+
+        Reads the corrected episodes only (one filtered store query), however many
+        episodes the workflow has; traced as a ``retrieval`` span.
+        """
+        attrs: dict[str, Any] = {"workflow": workflow, "store": type(self.store).__name__}
+        with span(
+            SpanKind.RETRIEVAL,
+            "memory.corrected_episodes",
+            run_id=current_context().run_id,
+            input=workflow,
+            attributes=attrs,
+        ) as opened:
+            items = self._records.listing([f"{_CORRECTED}{workflow}"])
+            found = [Episode.model_validate_json(i.text) for i in items]
+            found.sort(key=_last_corrected, reverse=True)
+            attrs["episode_ids"] = [e.id for e in found]
+            opened.output = [e.id for e in found]
+            opened.status = "ok" if found else "no_episodes"
+        return found
+
     def forget(self, episode_id: str) -> bool:
         """Delete an episode; whether it existed."""
+        self._records.delete(_corrected_id(episode_id))
         return self._records.delete(_record_id(episode_id))
 
     def recall(
@@ -254,19 +282,36 @@ class EpisodicMemory:
         held = self._records.data_types(_KIND)
         return sorted(t for t in held if t.rsplit("/", 1)[-1] in outcomes)
 
+    def _replace(self, episode: Episode) -> None:
+        # A corrected episode recorded again loses its corrections: unlist it first.
+        if not episode.corrections:
+            self._records.delete(_corrected_id(episode.id))
+        self._save(episode)
+
     def _save(self, episode: Episode) -> None:
-        self._records.put(
-            [
+        payload, title = episode.model_dump_json(), _title(episode)
+        records = [
+            Record(
+                id=_record_id(episode.id),
+                data_type=_data_type(episode.workflow, episode.outcome.status),
+                payload=payload,
+                title=title,
+                embed_text=episode.task_text,
+                stored_at=episode.created_at,
+            )
+        ]
+        if episode.corrections:
+            records.append(
                 Record(
-                    id=_record_id(episode.id),
-                    data_type=_data_type(episode.workflow, episode.outcome.status),
-                    payload=episode.model_dump_json(),
-                    title=_title(episode),
-                    embed_text=episode.task_text,
+                    id=_corrected_id(episode.id),
+                    data_type=f"{_CORRECTED}{episode.workflow}",
+                    payload=payload,
+                    title=title,
+                    embed_text=episode.subject or episode.task_text,
                     stored_at=episode.created_at,
                 )
-            ]
-        )
+            )
+        self._records.put(records)
 
 
 def build_episodic_memory(
@@ -313,6 +358,14 @@ def _filled(correction: Correction, episode: Episode, now: float) -> Correction:
 
 def _record_id(episode_id: str) -> str:
     return f"{_KIND}{episode_id}"
+
+
+def _corrected_id(episode_id: str) -> str:
+    return f"{_CORRECTED}{episode_id}"
+
+
+def _last_corrected(episode: Episode) -> float:
+    return max((c.at or 0.0 for c in episode.corrections), default=0.0)
 
 
 def _data_type(workflow: str, status: RunStatus) -> str:

@@ -362,6 +362,60 @@ def test_forget_removes_one_episode(memory: EpisodicMemory, store: MemoryStore) 
     assert store.count() == 1
 
 
+def test_corrected_lists_the_corrected_episodes_latest_first(
+    memory: EpisodicMemory, store: MemoryStore, clock: Clock
+) -> None:
+    for name in ("cloud", "cloud2", "taxi", "paper"):
+        _record(memory, name)
+    memory.add(_record(memory, "taxi").model_copy(update={"id": "other", "workflow": "travel"}))
+    memory.correct("taxi", Correction(field="category", new="travel", reviewer="alice"))
+    clock.advance(60)
+    memory.correct("cloud", Correction(field="category", new="software", reviewer="bob"))
+    memory.correct("other", Correction(field="category", new="x", reviewer="bob"))
+
+    found = memory.corrected(workflow="books")
+
+    assert [(e.id, e.subject) for e in found] == [("cloud", "Bleu Cloud"), ("taxi", "City Cabs")]
+    assert [e.corrections[-1].new for e in found] == ["software", "travel"]
+    assert [e.id for e in memory.corrected(workflow="travel")] == ["other"]
+    assert memory.corrected(workflow="nothing") == []
+    # Recall is unchanged: one hit per episode, never the listing's copy.
+    recalled = memory.recall(TASKS["cloud"], workflow="books", k=5, min_relevance=-1.0)
+    assert isinstance(recalled, RecalledEpisodes)
+    assert sorted(r.episode.id for r in recalled.episodes) == ["cloud", "cloud2", "paper", "taxi"]
+
+
+def test_recording_again_or_forgetting_unlists_a_corrected_episode(
+    memory: EpisodicMemory,
+) -> None:
+    _record(memory, "cloud")
+    _record(memory, "taxi")
+    memory.correct("cloud", Correction(field="category", new="software", reviewer="bob"))
+    memory.correct("taxi", Correction(field="category", new="travel", reviewer="bob"))
+
+    _record(memory, "cloud")  # recorded again: its corrections are gone
+    assert memory.forget("taxi") is True
+
+    assert memory.corrected(workflow="books") == []
+    assert memory.get("cloud").corrections == []  # type: ignore[union-attr]
+
+
+def test_listing_corrected_episodes_is_traced(memory: EpisodicMemory) -> None:
+    _record(memory, "cloud")
+    memory.correct("cloud", Correction(field="category", new="software", reviewer="bob"))
+    tracer = RecordingTracer()
+    ctx = RunContext(settings=Settings(), tracer=tracer, gateway=ToolGateway(), run_id="run-9")
+    with use_context(ctx):
+        memory.corrected(workflow="books")
+    (listed,) = tracer.of_kind(SpanKind.RETRIEVAL)
+    assert (listed.name, listed.run_id, listed.output, listed.status) == (
+        "memory.corrected_episodes",
+        "run-9",
+        ["cloud"],
+        "ok",
+    )
+
+
 def test_examples_show_the_corrected_output(memory: EpisodicMemory) -> None:
     _record(memory, "cloud")
     _record(memory, "cloud2", category="software")
@@ -452,3 +506,33 @@ def test_the_invoice_workflow_learns_a_vendor_from_a_reviewer_correction() -> No
 
     assert after.status is RunStatus.COMPLETED, after.reason
     assert (after.output.vendor_id, after.output.decision) == ("V003", "approve")
+
+
+def test_a_vendor_correction_is_found_among_many_closer_episodes() -> None:
+    """The lookup lists corrected episodes: ten later invoices of other vendors with
+    the very text of the new invoice (closer than the corrected one) do not hide it."""
+    from graphs.invoice_memory import episodes, remember, vendor_from_corrections
+    from graphs.invoice_schemas import InvoiceDoc
+    from graphs.invoices import graph
+
+    first_raw = 'Bleu Cloud Services,K-2026-0375,16 juillet 2026,EUR,"374,05",,"licence 374,05"'
+    next_raw = 'Bleu Cloud Services,K-2026-0410,20 juillet 2026,EUR,"310,00",,"licence 310,00"'
+    paused = am.run(graph, InvoiceDoc(id="inv-a", raw=first_raw, source_format="csv_row"))
+    done = am.resume(graph, paused.thread_id, {"approved": True, "approver": "alice"})
+    episode = remember(done, first_raw)
+    memory = episodes()
+    for n in range(10):
+        memory.add(
+            episode.model_copy(
+                update={"id": f"look-alike-{n}", "subject": f"Other {n}", "task_text": next_raw}
+            )
+        )
+        memory.correct(f"look-alike-{n}", Correction(field="vendor_id", new="V001", reviewer="bob"))
+    memory.correct(episode.id, Correction(field="vendor_id", new="V003", reviewer="alice"))
+
+    recalled = memory.recall(next_raw, workflow="back_office", k=5)
+    assert isinstance(recalled, RecalledEpisodes)
+    assert episode.id not in [r.episode.id for r in recalled.episodes]  # ranking alone misses it
+    assert vendor_from_corrections("BLEU CLOUD services") == "V003"
+    assert vendor_from_corrections("Other 3") == "V001"
+    assert vendor_from_corrections("Nobody") is None
