@@ -21,6 +21,7 @@ AgentMeshError
     ├── TransientError           a call failed in a way worth retrying (429, 5xx, timeout)
     │   └── CallTimeoutError     a model or tool call ran past its timeout
     ├── CircuitOpenError         a breaker is open: the call failed fast, not made
+    ├── CheckpointLayoutError    a thread was checkpointed by an earlier state layout
     └── RunStopped               the run must stop now (not an agent failure)
         ├── BudgetExhaustedError a hard budget cap would be exceeded
         ├── RunKilledError       a kill switch covering this run is set
@@ -42,6 +43,7 @@ __all__ = [
     "BudgetExhaustedError",
     "CallTimeoutError",
     "CardError",
+    "CheckpointLayoutError",
     "CircuitOpenError",
     "ConfigError",
     "HumanInputError",
@@ -224,6 +226,24 @@ class CircuitOpenError(RunError):
         self.target = target
         self.retry_in_s = retry_in_s
         super().__init__(message)
+
+
+class CheckpointLayoutError(RunError):
+    """A thread's checkpoint was written by an earlier agentmesh state layout.
+
+    Resuming it with this version would lose what the coordinator already knew
+    (its board of fields, gate decisions, usage), so it is refused before any
+    step runs. Finish the thread with the agentmesh version that started it.
+
+    Attributes:
+        thread_id: The thread whose checkpoint was refused.
+        channels: The earlier layout's channels found in the checkpoint.
+    """
+
+    def __init__(self, message: str, *, thread_id: str, channels: tuple[str, ...]) -> None:
+        self.thread_id = thread_id
+        self.channels = channels
+        super().__init__(message, run_id=thread_id)
 
 
 class RunStopped(RunError):

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
 from agentmesh._runtime.guard import RunGuard
+from agentmesh._runtime.layout import check_layout
 from agentmesh.controls._config import Controls
 from agentmesh.errors import (
     BudgetExhaustedError,
@@ -217,6 +218,8 @@ def _invoke(
         guard=guard,
     )
     config = {"configurable": {"thread_id": thread}}
+    if not isinstance(graph_input, dict):
+        check_layout(graph.checkpointer, config, thread)  # a resume: read the checkpoint once
     record = episodes if episodes is not None else settings.episodes
     if graph_input is None or (record is not False and isinstance(graph_input, Command)):
         before = graph.get_state(config)

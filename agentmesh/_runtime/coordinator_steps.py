@@ -45,6 +45,9 @@ _TASK_KEYS = TaskMessage.model_fields.keys()
 # Enum values read on every hop (an enum's ``.value`` is a property lookup).
 _OK = ResultStatus.OK.value
 _COMPLETED = RunStatus.COMPLETED.value
+# Empty bookkeeping lists (no pending tasks, no members to retry): one shared,
+# immutable value instead of a new list per step.
+_NONE: tuple[Any, ...] = ()
 _RESULT_STATUS = {
     RunStatus.COMPLETED.value: ResultStatus.OK,
     RunStatus.ESCALATED.value: ResultStatus.ESCALATED,
@@ -193,7 +196,7 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             break
         cursor += 1
     if cursor >= len(plan_names):
-        return {"cursor": cursor, "next": "finish", "pending": []}
+        return {"cursor": cursor, "next": "finish", "pending": _NONE}
     name = plan_names[cursor]
     steps_taken = state.get("steps", 0) + 1
     if steps_taken > role.max_steps:
@@ -222,7 +225,8 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
             "recipient": agent.name,
             "goal": (step.goal if step else "") or agent.description or parent.get("goal", ""),
             "payload": _input_for(agent.input, board),
-            "constraints": parent.get("constraints") or {},
+            # Shared with the parent's envelope (envelopes are never mutated).
+            "constraints": _constraints(parent),
             "deadline": parent.get("deadline"),
             "feedback": feedback,
             "attempt": attempts[name],
@@ -230,7 +234,7 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         }
         pending.append({"node": agent.name, "task": task})
     fingerprint = _fingerprint(name, pending, feedback, state.get("results", {}).get(name))
-    fingerprints = list(state.get("fingerprints", []))
+    fingerprints: list[str] = state.get("fingerprints") or []
     if fingerprint in fingerprints:
         return _end(
             RunStatus.ESCALATED,
@@ -254,6 +258,11 @@ def dispatch(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         "fingerprints": [*fingerprints, fingerprint],
         "history": history,
     }
+
+
+def _constraints(parent: Mapping[str, Any]) -> dict[str, Any]:
+    constraints: dict[str, Any] | None = parent.get("constraints")
+    return {} if constraints is None else constraints
 
 
 def _input_for(schema: type[BaseModel], board: Mapping[str, Any]) -> dict[str, Any]:
@@ -306,7 +315,7 @@ def _end(
             options=["retry with guidance", "override the result", "reject"],
         )
         outcome["escalation"] = esc.model_dump(mode="json")
-    return {"outcome": outcome, "next": "finish", "pending": []}
+    return {"outcome": outcome, "next": "finish", "pending": _NONE}
 
 
 # -- gate ---------------------------------------------------------------------------------
@@ -359,7 +368,7 @@ def gate(
         _trace_gate(decision, dumped[-1], result, state)
     action = max((d.action for d in decisions), key=_SEVERITY)
     update: dict[str, Any] = {"gates": dumped}
-    feedback = dict(state.get("feedback", {}))
+    feedback: dict[str, Any] = state.get("feedback") or {}
     reasons = [r for d in decisions for r in d.reasons]
     if action is GateAction.PASS:
         # Same precedence as the build-time check: fields win over whole-output aliases.
@@ -367,22 +376,25 @@ def gate(
         board.update(outputs)
         for output in outputs.values():
             board.update(output)
-        feedback.pop(name, None)
+        if name in feedback:
+            feedback = {k: v for k, v in feedback.items() if k != name}
         view = {
             **state,
             "board": board,
             "feedback": feedback,
             "cursor": state["cursor"] + 1,
-            "retry_members": [],
+            "retry_members": _NONE,
         }
         return {
             **update,
             "board": board,
             "feedback": feedback,
-            "retry_members": [],
-            **{"cursor": state["cursor"] + 1},
+            "retry_members": _NONE,
+            "cursor": state["cursor"] + 1,
             **dispatch(role, view),
         }
+    # Bookkeeping dicts are replaced, never changed in place: earlier states share them.
+    feedback = dict(feedback)
     if action is GateAction.RETRY:
         feedback[name] = "; ".join(reasons)
         failing = [d.stage for d in decisions if d.action is not GateAction.PASS]

@@ -124,7 +124,9 @@ def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     if changed:
-        out["ctl"] = {**{k: state[k] for k in _CTL if k in state}, **changed}
+        ctl = {k: state[k] for k in _CTL if k in state}
+        ctl.update(changed)
+        out["ctl"] = ctl
     return out
 
 
@@ -196,13 +198,26 @@ def compile_coordinator(
 
 
 def _with_limits(compiled: Compiled, role: Lead[Any, Any]) -> Compiled:
-    # Step caps and loop detection end a run with a reason long before this
-    # limit; it is set high enough that LangGraph's own limit never fires first.
-    stages = sum(len(members(s)) + 2 for s in role.stages)
-    limit = 4 * role.max_steps + (role.max_replans + 1) * stages + 20
-    compiled.config = {**(compiled.config or {}), "recursion_limit": limit}
+    compiled.config = {**(compiled.config or {}), "recursion_limit": _recursion_limit(role)}
     register_role(compiled, role)
     return compiled
+
+
+def _recursion_limit(role: Lead[Any, Any]) -> int:
+    """LangGraph's step limit for ``role``'s graph: never below a child coordinator's.
+
+    Step caps and loop detection end a run with a reason long before this
+    limit; it is set high enough that LangGraph's own limit never fires first.
+    A parent's limit covers its children's, so a child runs on the config its
+    parent's node was given (no per-call copy to restore its own limit).
+    """
+    stages = sum(len(members(s)) + 2 for s in role.stages)
+    limit = 4 * role.max_steps + (role.max_replans + 1) * stages + 20
+    for stage in role.stages:
+        for agent in members(stage):
+            if not isinstance(agent, Specialist):
+                limit = max(limit, _recursion_limit(agent))
+    return limit
 
 
 _ROLES: dict[int, Any] = {}
@@ -409,12 +424,10 @@ def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig
         # The parent reads only the result envelope. "v2" streams values alone (v1
         # also builds every step's updates, to find interrupts; a child's interrupt
         # reaches the parent as an exception either way).
-        out = child.invoke(
-            {"task": task_json},
-            {**(config or {}), "recursion_limit": limit},
-            output_keys=["result"],
-            version="v2",
-        )
+        if config is None or config.get("recursion_limit", 0) < limit:
+            # A caller's own lower limit must not replace the child's.
+            config = {**(config or {}), "recursion_limit": limit}
+        out = child.invoke({"task": task_json}, config, output_keys=["result"], version="v2")
         # The child built its envelope in JSON form: it is kept as it came.
         envelope: dict[str, Any] = out.value["result"]
         return ResultMessage.model_validate(envelope), None, envelope

@@ -7,6 +7,7 @@ import inspect
 import json
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -121,25 +122,17 @@ def _attempt(
     ctx: RunContext,
     usage: _UsageMeter,
 ) -> tuple[ResultMessage[Any], BaseModel | None]:
-    def failed(error: str) -> tuple[ResultMessage[Any], None]:
-        result: ResultMessage[Any] = ResultMessage(
-            task_id=task.task_id,
-            agent=spec.name,
-            status=ResultStatus.FAILED,
-            error=error,
-            summary=f"{spec.name} failed: {error}"[:200],
-        )
-        return result, None
-
+    # No closures here: a function and its cells per task are objects the cyclic
+    # collector counts towards its next collection.
     try:
         payload = spec.input.model_validate(task.payload)
     except ValidationError as exc:
-        return failed(f"input does not match {spec.input.__name__}: {_short(exc)}")
+        return _failed(spec, task, f"input does not match {spec.input.__name__}: {_short(exc)}")
     actx = AgentContext(
         task=task,
         agent=spec.name,
         feedback=task.feedback,
-        _call_tool=lambda name, args: _call_tool(spec, name, args, ctx, task, usage),
+        _call_tool=_ToolCaller(spec, ctx, task, usage),
     )
     try:
         if spec.layer is Layer.CODE:
@@ -180,7 +173,38 @@ def _attempt(
     except (GraphBubbleUp, RunStopped):
         raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:
-        return failed(f"{type(exc).__name__}: {exc}")
+        return _failed(spec, task, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(
+    spec: Specialist[Any, Any], task: TaskMessage[Any], error: str
+) -> tuple[ResultMessage[Any], None]:
+    result: ResultMessage[Any] = ResultMessage(
+        task_id=task.task_id,
+        agent=spec.name,
+        status=ResultStatus.FAILED,
+        error=error,
+        summary=f"{spec.name} failed: {error}"[:200],
+    )
+    return result, None
+
+
+class _ToolCaller:
+    """``AgentContext.call_tool``'s target: one object instead of a closure and its cells."""
+
+    __slots__ = ("ctx", "spec", "task", "usage")
+
+    def __init__(
+        self,
+        spec: Specialist[Any, Any],
+        ctx: RunContext,
+        task: TaskMessage[Any],
+        usage: _UsageMeter,
+    ) -> None:
+        self.spec, self.ctx, self.task, self.usage = spec, ctx, task, usage
+
+    def __call__(self, name: str, args: dict[str, Any]) -> Any:
+        return _call_tool(self.spec, name, args, self.ctx, self.task, self.usage)
 
 
 _TAKES_CTX: dict[Any, bool] = {}
@@ -504,16 +528,9 @@ def _call(
 ) -> tuple[AIMessage, int, int, float, bool | None]:
     """One model call, under the run's controls when it has any; its usage is counted."""
     guard = usage.guard
-
-    def invoke() -> AIMessage:
-        ai = bound.invoke(messages)
-        if not isinstance(ai, AIMessage):
-            raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
-        return ai
-
     cache_hit: bool | None = None
     if guard is None:
-        ai = invoke()
+        ai = _invoke_model(bound, messages, name)
         meta = ai.usage_metadata
         tokens_in = meta["input_tokens"] if meta else _estimate(messages)
         tokens_out = meta["output_tokens"] if meta else _estimate([ai])
@@ -524,7 +541,7 @@ def _call(
             scope=task.scope,
             model=model,
             name=name,
-            invoke=invoke,
+            invoke=partial(_invoke_model, bound, messages, name),
             messages=messages,
             tools=[spec.output, *spec.allowed_tools.values()],
             deadline=usage.deadline,
@@ -539,6 +556,13 @@ def _call(
     if tokens_in or tokens_out or cost or guard is None:
         usage.add_call(tokens_in, tokens_out, cost)
     return ai, tokens_in, tokens_out, cost, cache_hit
+
+
+def _invoke_model(bound: Any, messages: list[BaseMessage], name: str) -> AIMessage:
+    ai = bound.invoke(messages)
+    if not isinstance(ai, AIMessage):
+        raise AgentMeshError(f"model {name} returned {type(ai).__name__}, not AIMessage")
+    return ai
 
 
 def _tool_reply(
@@ -602,6 +626,16 @@ def _ask_human(spec: Specialist[Any, Any], task: TaskMessage[Any], payload: Base
 
 
 class _UsageMeter:
+    __slots__ = (
+        "cost",
+        "deadline",
+        "guard",
+        "input_tokens",
+        "model_calls",
+        "output_tokens",
+        "tool_calls",
+    )
+
     def __init__(self) -> None:
         self.input_tokens = self.output_tokens = self.model_calls = self.tool_calls = 0
         self.cost = 0.0

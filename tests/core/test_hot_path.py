@@ -256,3 +256,30 @@ def test_a_paused_run_reports_the_gates_and_spending_of_its_finished_stages() ->
     assert paused.status is am.RunStatus.AWAITING_HUMAN
     assert [(g.stage, g.action) for g in paused.gates] == [("words", am.GateAction.PASS)]
     assert paused.usage.latency_s > 0
+
+
+class _Doc(BaseModel):
+    text: str
+
+
+class _Words(BaseModel):
+    words: list[str]
+
+
+def _split(doc: _Doc) -> _Words:
+    return _Words(words=doc.text.split())
+
+
+def test_a_parent_graph_limit_covers_a_deeper_childs_so_children_share_its_config() -> None:
+    code = am.specialist()
+    deep = am.Lead(name="deep", input=_Doc, output=_Words, stages=[code(_split)], max_steps=200)
+    meta = am.Meta(name="top", input=_Doc, output=_Words, stages=[deep], max_steps=2)
+    child_only = am.Lead(
+        name="deep", input=_Doc, output=_Words, stages=[code(_split)], max_steps=200
+    ).compile()
+
+    top_limit = meta.compile().config["recursion_limit"]
+
+    assert top_limit >= child_only.config["recursion_limit"] >= 4 * 200
+    low = am.run(meta.compile(), _Doc(text="a b"), checkpointer=None)
+    assert low.status is am.RunStatus.COMPLETED, low.reason

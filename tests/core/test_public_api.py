@@ -66,6 +66,7 @@ EXPECTED_ALL = {
     "BudgetExhaustedError",
     "CallTimeoutError",
     "CardError",
+    "CheckpointLayoutError",
     "CircuitOpenError",
     "ConfigError",
     "HumanInputError",
@@ -130,6 +131,7 @@ def test_error_tree_shape() -> None:
         errors.ModelUnavailableError,
         errors.ToolError,
         errors.HumanInputError,
+        errors.CheckpointLayoutError,
     }
     assert all(issubclass(c, errors.ConfigError) for c in config)
     assert all(issubclass(c, errors.RunError) for c in run)
