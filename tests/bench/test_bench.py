@@ -152,3 +152,27 @@ def test_ratio_helper_and_argument_checks() -> None:
     assert overhead.ratio(1, 0) == math.inf
     with pytest.raises(ValueError, match="tasks and repeats"):
         bench.run_benchmark(tasks=0)
+
+
+def test_the_builds_take_turns_within_each_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both builds see the same spells of machine speed: they alternate every
+    # BLOCK tickets, and who goes first alternates too.
+    order: list[str] = []
+    real_am, real_lg = bench.run_agentmesh, bench.run_langgraph
+
+    def am_run(graph: Any, ticket: Any) -> Any:
+        order.append("am")
+        return real_am(graph, ticket)
+
+    def lg_run(graph: Any, ticket: Any) -> Any:
+        order.append("lg")
+        return real_lg(graph, ticket)
+
+    monkeypatch.setattr(bench, "run_agentmesh", am_run)
+    monkeypatch.setattr(bench, "run_langgraph", lg_run)
+    monkeypatch.setattr(bench, "BLOCK", 2)
+
+    report = bench.measure_overhead(tasks=5, repeats=1, warmup=0)
+
+    assert order == ["am", "am", "lg", "lg", "lg", "lg", "am", "am", "am", "lg"]
+    assert report["turn_tickets"] == 2
