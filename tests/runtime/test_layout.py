@@ -6,35 +6,10 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
-from pydantic import BaseModel
 
 import agentmesh as am
 
-
-class Doc(BaseModel):
-    text: str
-
-
-class Words(BaseModel):
-    words: list[str]
-
-
-class Approval(BaseModel):
-    approved: bool
-    approver: str
-
-
-@am.specialist()
-def split(doc: Doc) -> Words:
-    """Split the text into words."""
-    return Words(words=doc.text.split())
-
-
-def _graph() -> Any:
-    """meta ``top`` -> lead ``desk`` -> split (code), ask (human)."""
-    ask = am.Specialist(name="ask", input=Words, output=Approval, layer="human")
-    lead = am.Lead(name="desk", input=Doc, output=Approval, stages=[split, ask])
-    return am.Meta(name="top", input=Doc, output=Approval, stages=[lead]).compile()
+from ._graphs import Approval, Doc, approval_graph
 
 
 def _to_legacy_layout(saver: InMemorySaver, thread: str) -> int:
@@ -60,7 +35,7 @@ def _to_legacy_layout(saver: InMemorySaver, thread: str) -> int:
 
 def test_a_paused_thread_of_the_earlier_layout_is_refused_with_its_thread() -> None:
     saver = InMemorySaver()
-    graph = _graph()
+    graph = approval_graph()
     paused = am.run(graph, Doc(text="pay it"), thread_id="legacy", checkpointer=saver)
     assert paused.status is am.RunStatus.AWAITING_HUMAN
     assert _to_legacy_layout(saver, "legacy") >= 1
@@ -78,11 +53,11 @@ def test_a_paused_thread_of_the_earlier_layout_is_refused_with_its_thread() -> N
 
 def test_a_paused_thread_of_this_layout_resumes() -> None:
     saver = InMemorySaver()
-    graph = _graph()
+    graph = approval_graph()
     am.run(graph, Doc(text="pay it"), thread_id="current", checkpointer=saver)
 
     done = am.resume(graph, "current", {"approved": True, "approver": "ana"}, checkpointer=saver)
 
     assert done.status is am.RunStatus.COMPLETED, done.reason
     assert done.output == Approval(approved=True, approver="ana")
-    assert [g.stage for g in done.gates] == ["desk"]
+    assert [g.stage for g in done.gates] == ["review"]
