@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from langgraph.types import Command, Interrupt
 from pydantic import BaseModel
 
+from agentmesh._runtime import outputs
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
 from agentmesh._runtime.guard import RunGuard
@@ -337,7 +338,9 @@ def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
     outcome = ctl.get("outcome") or _specialist_outcome(result)
     output = None
     if result is not None and result.output is not None and role is not None:
-        output = role.output.model_validate(result.output)
+        # The object the role validated when it finished, if ``raw`` is that very envelope.
+        built = outputs.claim(raw or {})
+        output = built if type(built) is role.output else role.output.model_validate(result.output)
     return RunResult(
         run_id=thread,
         thread_id=thread,

@@ -17,6 +17,7 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
+from agentmesh._runtime import outputs
 from agentmesh._runtime.context import current_context, record_span, span, tracing
 from agentmesh._runtime.dataflow import members, produced_fields, stage_name, unwrap
 from agentmesh.gates import DEFAULT_GATE, Gate
@@ -28,6 +29,8 @@ from agentmesh.messages import (
     Usage,
     decision_json,
     new_id,
+    result_json,
+    usage_json,
 )
 from agentmesh.resolution import PeerOutcome
 from agentmesh.stages import Parallel, Results
@@ -520,18 +523,17 @@ def join(
     group: Parallel,
     state: Mapping[str, Any],
     runner: Callable[[Any, BaseModel, TaskMessage[Any]], ResultMessage[Any]],
-) -> dict[str, Any]:
+) -> Joined:
     """Resolve parallel peers into one result for the group."""
     assert group.resolver is not None
     task: Mapping[str, Any] = state["task"]
     peers: list[PeerOutcome] = []
-    usage = Usage()
+    spent: list[Mapping[str, Any]] = []
     for m in group.members:
         raw = state.get("results", {}).get(m.name)
         if raw is None:
             continue
-        # Members' envelopes were built by the runtime: read them, don't re-validate.
-        usage = usage + Usage.model_validate(raw["usage"])
+        spent.append(raw["usage"])
         output = None
         if raw["status"] == _OK:
             try:
@@ -559,10 +561,11 @@ def join(
         sp.attributes.update(escalated=resolution.escalated, confidence=resolution.confidence)
     evidence = [f"{resolution.strategy}: {resolution.rationale}"]
     evidence += [f"disagreement on {f}: {v}" for f, v in resolution.disagreements.items()]
+    spent.append(usage_json(resolution.usage))
     result: ResultMessage[Any] = ResultMessage(
         task_id=new_id(),
         agent=group.name,
-        usage=usage + resolution.usage,
+        usage=_summed(spent),
         evidence=evidence,
         confidence=resolution.confidence,
         status=ResultStatus.ESCALATED if resolution.escalated else ResultStatus.OK,
@@ -579,10 +582,28 @@ def join(
         else None,
     )
     # Peers' usage was counted by their own nodes; only the resolver's is new.
-    return {
-        "results": {group.name: result.model_dump(mode="json")},
-        "spent": [resolution.usage.model_dump()],
-    }
+    update = {"results": {group.name: result_json(result)}, "spent": [spent[-1]]}
+    return Joined(update, result, resolution.output)
+
+
+class Joined(NamedTuple):
+    """A join's state update, with its result and output as the objects it built."""
+
+    update: dict[str, Any]
+    result: ResultMessage[Any]
+    output: BaseModel | None
+
+
+def _summed(items: list[Mapping[str, Any]]) -> Usage:
+    """``Usage() + Usage(**a) + Usage(**b) + ...`` for usage dicts, building one ``Usage``."""
+    ints = dict.fromkeys(_USAGE_FIELDS[:4], 0)
+    cost = latency = 0.0
+    for item in items:
+        for key in ints:
+            ints[key] += item.get(key, 0)
+        cost = round(cost + item.get("cost_usd", 0.0), 8)  # rounded at each step, as ``+`` is
+        latency += item.get("latency_s", 0.0)
+    return Usage(**ints, cost_usd=cost, latency_s=latency)
 
 
 # -- finish -------------------------------------------------------------------------------
@@ -598,10 +619,13 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
     outcome = dict(state.get("outcome") or {"status": _COMPLETED, "reason": "completed"})
     children: list[Mapping[str, Any]] = list(state.get("results", {}).values())
     output: Any = None
+    typed: BaseModel | None = None
     if outcome["status"] == _COMPLETED:
         try:
-            output = _build_output(role, state).model_dump(mode="json")
+            typed = _build_output(role, state)
+            output = typed.model_dump(mode="json")
         except Exception as exc:
+            typed = None
             outcome = {
                 "status": RunStatus.HALTED.value,
                 "reason": f"could not build {role.output.__name__}: {exc}",
@@ -630,6 +654,8 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         if escalation
         else None,
     }
+    if typed is not None:
+        outputs.remember(result, typed)
     _trace_role(role, state, result, started)
     return {"result": result, "outcome": outcome}
 
@@ -707,4 +733,4 @@ def _trace_role(
     )
 
 
-__all__ = ["coerce_task", "dispatch", "finish", "gate", "join", "plan"]
+__all__ = ["Joined", "coerce_task", "dispatch", "finish", "gate", "join", "plan"]

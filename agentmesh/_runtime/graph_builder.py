@@ -23,6 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Overwrite, Send
 
 from agentmesh._runtime import coordinator_steps as steps
+from agentmesh._runtime import outputs
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.guard import RunGuard, served_guard
@@ -323,9 +324,19 @@ def _bind_join(
         ran = [p["node"] for p in state.get("pending") or []]
         results = state.get("results") or {}
         fresh: dict[str, Any] = {"spent": [results[n]["usage"] for n in ran if n in results]}
-        if group.resolver is not None:
-            fresh = _combine(fresh, steps.join(group, state, runner))
-        judged = steps.gate(role, stage, _apply(state, fresh))
+        if group.resolver is None:
+            judged = steps.gate(role, stage, _apply(state, fresh))
+            return _advance(role, state, _combine(fresh, judged), wiring)
+        # The group's result and output are gated as the objects the join built.
+        joined = steps.join(group, state, runner)
+        fresh = _combine(fresh, joined.update)
+        judged = steps.gate(
+            role,
+            stage,
+            _apply(state, fresh),
+            {group.name: joined.result},
+            {group.name: joined.output},
+        )
         return _advance(role, state, _combine(fresh, judged), wiring)
 
     return join
@@ -428,9 +439,10 @@ def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig
             # A caller's own lower limit must not replace the child's.
             config = {**(config or {}), "recursion_limit": limit}
         out = child.invoke({"task": task_json}, config, output_keys=["result"], version="v2")
-        # The child built its envelope in JSON form: it is kept as it came.
+        # The child built its envelope in JSON form: it is kept as it came. Its
+        # output is the object the child validated, when this is that very envelope.
         envelope: dict[str, Any] = out.value["result"]
-        return ResultMessage.model_validate(envelope), None, envelope
+        return ResultMessage.model_validate(envelope), outputs.claim(envelope), envelope
 
     return run_child
 
