@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from langgraph.types import Command, Interrupt
 from pydantic import BaseModel
 
-from agentmesh._runtime import outputs
+from agentmesh._runtime import validated
 from agentmesh._runtime.context import RunContext, use_context
 from agentmesh._runtime.graph_builder import role_of
 from agentmesh._runtime.guard import RunGuard
@@ -145,7 +145,9 @@ def run(
             run_id=thread,
             constraints=dict(constraints or {}),
         )
-        graph_input = {"task": task.model_dump(mode="json")}
+        envelope = task.model_dump(mode="json")
+        validated.remember(envelope, task)  # the first node reads it as this object
+        graph_input = {"task": envelope}
     controls = _controls(controls, budget)
     return _invoke(
         graph, graph_input, thread, checkpointer, settings, tracer, tools, controls, episodes
@@ -339,7 +341,7 @@ def _result(role: Any, thread: str, state: Mapping[str, Any]) -> RunResult[Any]:
     output = None
     if result is not None and result.output is not None and role is not None:
         # The object the role validated when it finished, if ``raw`` is that very envelope.
-        built = outputs.claim(raw or {})
+        built = validated.claim(raw or {})
         output = built if type(built) is role.output else role.output.model_validate(result.output)
     return RunResult(
         run_id=thread,

@@ -17,7 +17,7 @@ from langgraph.config import get_config, get_stream_writer
 from langgraph.types import Overwrite
 from pydantic import BaseModel, ValidationError
 
-from agentmesh._runtime import outputs
+from agentmesh._runtime import validated
 from agentmesh._runtime.context import current_context, record_span, span, tracing
 from agentmesh._runtime.dataflow import members, produced_fields, stage_name, unwrap
 from agentmesh.gates import DEFAULT_GATE, Gate
@@ -62,7 +62,10 @@ def coerce_task(recipient: str, state: Mapping[str, Any], config: Any) -> TaskMe
     """The task envelope from state: given as ``task``, or built from a bare ``input``."""
     raw = state.get("task")
     if raw is not None:
-        task: TaskMessage[Any] = TaskMessage.model_validate(raw)
+        built = validated.claim(raw) if isinstance(raw, dict) else None
+        task: TaskMessage[Any] = (
+            built if type(built) is TaskMessage else TaskMessage.model_validate(raw)
+        )
     else:
         task = TaskMessage(sender="caller", recipient=recipient, payload=state.get("input") or {})
     if task.run_id is None:
@@ -655,7 +658,7 @@ def finish(role: Lead[Any, Any], state: Mapping[str, Any]) -> dict[str, Any]:
         else None,
     }
     if typed is not None:
-        outputs.remember(result, typed)
+        validated.remember(result, typed)
     _trace_role(role, state, result, started)
     return {"result": result, "outcome": outcome}
 

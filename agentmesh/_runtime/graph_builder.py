@@ -23,7 +23,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Overwrite, Send
 
 from agentmesh._runtime import coordinator_steps as steps
-from agentmesh._runtime import outputs
+from agentmesh._runtime import validated
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.guard import RunGuard, served_guard
@@ -109,7 +109,15 @@ _CTL = frozenset(
 def _flat(state: Mapping[str, Any]) -> dict[str, Any]:
     """The state as the coordinator steps see it: ``ctl`` keys at the top level."""
     ctl = state.get("ctl")
-    return {**state, **ctl} if ctl else dict(state)
+    if not ctl:
+        return dict(state)
+    # Copying a whole dict is one block copy; ``{**state, **ctl}`` inserts ctl's
+    # keys one by one. The bookkeeping wins over channels a finished run published.
+    flat = dict(ctl)
+    flat.update(state)
+    if "outcome" in state or "gates" in state or "spent" in state:
+        flat.update((key, ctl[key]) for key in _PUBLISHED if key in ctl)
+    return flat
 
 
 def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,7 +133,9 @@ def _pack(state: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     if changed:
-        ctl = {k: state[k] for k in _CTL if k in state}
+        # ``state`` is flat: its own ``ctl`` holds the same values as its ``_CTL`` keys.
+        prior = state.get("ctl")
+        ctl = dict(prior) if prior else {k: state[k] for k in _CTL if k in state}
         ctl.update(changed)
         out["ctl"] = ctl
     return out
@@ -442,7 +452,7 @@ def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig
         # The child built its envelope in JSON form: it is kept as it came. Its
         # output is the object the child validated, when this is that very envelope.
         envelope: dict[str, Any] = out.value["result"]
-        return ResultMessage.model_validate(envelope), outputs.claim(envelope), envelope
+        return ResultMessage.model_validate(envelope), validated.claim(envelope), envelope
 
     return run_child
 

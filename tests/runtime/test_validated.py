@@ -1,4 +1,4 @@
-"""Typed outputs reused by envelope identity; anything else is validated again."""
+"""Validated objects reused by the identity of the dict written; anything else validated."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 import agentmesh as am
-from agentmesh._runtime import outputs
+from agentmesh._runtime import validated
 from agentmesh._runtime.coordinator_steps import _summed
 from agentmesh._runtime.graph_builder import role_of
 from agentmesh.messages import Usage, usage_json
@@ -39,11 +39,11 @@ def _count(data: Words) -> Count:
 def test_only_the_very_envelope_built_gives_its_typed_output_back_once() -> None:
     envelope = {"output": {"n": 3}}
     typed = Count(n=3)
-    outputs.remember(envelope, typed)
+    validated.remember(envelope, typed)
 
-    assert outputs.claim(dict(envelope)) is None  # an equal copy (a checkpoint read)
-    assert outputs.claim(envelope) is typed
-    assert outputs.claim(envelope) is None
+    assert validated.claim(dict(envelope)) is None  # an equal copy (a checkpoint read)
+    assert validated.claim(envelope) is typed
+    assert validated.claim(envelope) is None
 
 
 def test_a_parent_gate_sees_its_childs_output_typed() -> None:
@@ -94,3 +94,22 @@ def test_summed_usage_equals_adding_usage_models() -> None:
         ]
         added = sum(parts, Usage())
         assert _summed([usage_json(p) for p in parts]) == added
+
+
+def test_a_task_envelope_a_caller_hands_to_the_graph_is_still_validated() -> None:
+    code = am.specialist()
+    graph = am.Lead(name="count", input=Text, output=Count, stages=[code(_count_text)]).compile()
+    task = {"sender": "caller", "recipient": "count", "payload": {"text": "a b"}, "run_id": "r"}
+
+    assert graph.invoke({"task": task})["result"]["output"] == {"n": 2}
+    with pytest.raises(ValidationError):
+        graph.invoke({"task": {**task, "attempt": "twice"}})
+
+
+def test_am_run_validates_its_arguments_into_the_task_envelope() -> None:
+    code = am.specialist()
+    graph = am.Lead(name="count", input=Text, output=Count, stages=[code(_count_text)]).compile()
+
+    with pytest.raises(ValidationError):
+        am.run(graph, Text(text="a"), goal=3, checkpointer=None)  # type: ignore[arg-type]
+    assert am.run(graph, Text(text="a b"), checkpointer=None).output == Count(n=2)
