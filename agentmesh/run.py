@@ -182,12 +182,17 @@ def resume(
     )
 
 
+# Controls are frozen all the way down (breakers are found by config equality),
+# so runs that ask for nothing share one default instead of building it per run.
+_DEFAULT_CONTROLS = Controls()
+
+
 def _controls(controls: Controls | None, budget: Budget | None) -> Controls:
     if budget is None:
-        return controls or Controls()
+        return controls or _DEFAULT_CONTROLS
     if controls is not None and controls.budget is not None:
         raise ConfigError("give the budget once: as budget= or in Controls(budget=...)")
-    return replace(controls or Controls(), budget=budget)
+    return replace(controls or _DEFAULT_CONTROLS, budget=budget)
 
 
 def _invoke(

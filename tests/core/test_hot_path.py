@@ -283,3 +283,17 @@ def test_a_parent_graph_limit_covers_a_deeper_childs_so_children_share_its_confi
     assert top_limit >= child_only.config["recursion_limit"] >= 4 * 200
     low = am.run(meta.compile(), _Doc(text="a b"), checkpointer=None)
     assert low.status is am.RunStatus.COMPLETED, low.reason
+
+
+def test_runs_without_controls_share_one_default_that_a_budget_never_changes() -> None:
+    from agentmesh.run import _controls
+
+    default = _controls(None, None)
+    capped = am.run(
+        _two_leads(am.specialist()(_count)), Text(text="a b"), budget=am.Budget(steps=1)
+    )
+
+    assert _controls(None, None) is default
+    assert default == am.Controls() and default.budget is None
+    assert capped.status is am.RunStatus.BUDGET_EXHAUSTED
+    assert am.run(_two_leads(am.specialist()(_count)), Text(text="a b")).output == Count(n=2)
