@@ -492,9 +492,12 @@ def _trace_gate(
 ) -> None:
     if tracing():
         _gate_span(decision, payload, result, state)
-    # Outside a graph stream (a node called directly) there is no writer.
-    with contextlib.suppress(RuntimeError):
+    # Outside a graph stream (a node called directly) there is no writer. A plain
+    # try, not contextlib.suppress: no context manager object per gate.
+    try:
         get_stream_writer()({"gate": payload})
+    except RuntimeError:
+        return
 
 
 def _gate_span(

@@ -83,7 +83,7 @@ def run_specialist_typed(
         result, typed = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
         # The envelope is ours and not yet shared: set the last fields in place.
         result.usage = usage.total(time.perf_counter() - started)
-        result.layer = Layer(spec.layer)
+        result.layer = _layer(spec)
         return result, typed
     attrs: dict[str, Any] = {"agent": spec.name, "role": RoleKind.SPECIALIST, "layer": spec.layer}
     with span(
@@ -97,7 +97,7 @@ def run_specialist_typed(
     ) as sp:
         result, typed = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
         result.usage = usage.total(time.perf_counter() - started)
-        result.layer = Layer(spec.layer)
+        result.layer = _layer(spec)
         sp.output = result.output
         sp.status = "ok" if result.status is ResultStatus.OK else "error"
         sp.error = result.error
@@ -174,6 +174,12 @@ def _attempt(
         raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:
         return _failed(spec, task, f"{type(exc).__name__}: {exc}")
+
+
+def _layer(spec: Specialist[Any, Any]) -> Layer:
+    # A specialist's layer is a Layer from construction on; calling the enum costs a lookup.
+    layer = spec.layer
+    return layer if isinstance(layer, Layer) else Layer(layer)
 
 
 def _failed(

@@ -297,3 +297,13 @@ def test_runs_without_controls_share_one_default_that_a_budget_never_changes() -
     assert default == am.Controls() and default.budget is None
     assert capped.status is am.RunStatus.BUDGET_EXHAUSTED
     assert am.run(_two_leads(am.specialist()(_count)), Text(text="a b")).output == Count(n=2)
+
+
+def test_a_specialist_named_by_its_layer_string_reports_the_layer_enum() -> None:
+    spec = am.Specialist(name="count", input=Split, output=Count, layer="code", fn=_count)
+
+    run = am.run(spec.compile(), Split(words=["a", "b"]), checkpointer=None)
+
+    assert run.result is not None
+    assert run.result.layer is am.Layer.CODE
+    assert run.result.output == {"n": 2}
