@@ -229,10 +229,15 @@ def _invoke(
     if not isinstance(graph_input, dict):
         check_layout(graph.checkpointer, config, thread)  # a resume: read the checkpoint once
     record = episodes if episodes is not None else settings.episodes
-    if graph_input is None or (record is not False and isinstance(graph_input, Command)):
+    if graph_input is None or isinstance(graph_input, Command):
         before = graph.get_state(config)
-        if graph_input is None and not before.values:
+        if not before.values:
             raise RunError(f"thread '{thread}' has no checkpoint to resume", run_id=thread)
+        if isinstance(graph_input, Command) and not before.next:
+            raise RunError(
+                f"thread '{thread}' has finished: it is not waiting for an answer",
+                run_id=thread,
+            )
         # A thread that had already finished does no work when invoked again; its
         # episode (reviewers' corrections included) is left as it is.
         record = record if before.next or not before.values else False

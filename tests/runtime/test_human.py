@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 
 import agentmesh as am
@@ -77,6 +78,17 @@ def test_resume_completes_with_the_typed_human_answer() -> None:
     assert done.result is not None
     assert done.result.agent == "top"
     assert [g.action for g in done.gates] == [am.GateAction.PASS]
+
+
+def test_resuming_a_finished_or_unknown_thread_is_a_run_error() -> None:
+    graph = _approval_graph()
+    _only_request(am.run(graph, Doc(text="pay the invoice"), thread_id="twice"))
+    am.resume(graph, "twice", {"approved": True, "approver": "kim"})
+
+    with pytest.raises(am.RunError, match="'twice' has finished: it is not waiting"):
+        am.resume(graph, "twice", {"approved": True, "approver": "kim"})
+    with pytest.raises(am.RunError, match="'never-ran' has no checkpoint to resume"):
+        am.resume(graph, "never-ran", {"approved": True, "approver": "kim"})
 
 
 def test_invalid_human_answer_is_asked_again_with_feedback() -> None:
