@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -197,9 +198,9 @@ class ChromaStore:
             items = [
                 item.model_copy(update={"ingested_at": stamp(ingested_at)}) for item in _items(got)
             ]
+            vectors = _vectors(got)
             for start in range(0, len(items), _PAGE):
-                page = items[start : start + _PAGE]
-                self._write(page, _vectors(got)[start : start + _PAGE])
+                self._write(items[start : start + _PAGE], vectors[start : start + _PAGE])
             return len(items)
 
     def sources(self) -> dict[str, SourceInfo]:
@@ -243,7 +244,7 @@ class ChromaStore:
         missing = [rid for rid in wanted if rid not in rows]
         if missing:
             got = self._col.get(ids=missing, include=_ROW_INCLUDE)
-            fetched = {item_id: item for item_id, item in _id_items(got)}
+            fetched = dict(_id_items(got))
             if self._rows is not None:
                 self._rows.put(fetched)
             rows.update(fetched)
@@ -254,17 +255,13 @@ class ChromaStore:
         ids = [row_id(i) for i in items]
         if self._rows is not None:
             self._rows.put(dict(zip(ids, items, strict=True)))
-        try:
+        with self._dimension_errors():
             self._col.upsert(
                 ids=ids,
                 embeddings=vectors,
                 documents=[i.text for i in items],
                 metadatas=[_metadata(i) for i in items],
             )
-        except Exception as exc:
-            if "dimension" in str(exc):
-                raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
-            raise
         # Written first, removed second: a concurrent query may see both rows of an
         # item for a moment (it keeps one), never neither.
         keep = set(ids)
@@ -310,13 +307,19 @@ class ChromaStore:
     def _query(
         self, vector: Vector, k: int, where: dict[str, Any] | None, include: list[Any]
     ) -> Any:
-        try:
+        with self._dimension_errors():
             return self._col.query(
                 query_embeddings=np.atleast_2d(np.asarray(vector, dtype=np.float32)),
                 n_results=k,
                 where=where,
                 include=include,
             )
+
+    @contextmanager
+    def _dimension_errors(self) -> Iterator[None]:
+        """Chroma's complaint about a vector of the wrong size, as a ConfigError."""
+        try:
+            yield
         except Exception as exc:
             if "dimension" in str(exc):
                 raise ConfigError(f"Chroma collection {self.collection_name!r}: {exc}") from exc
