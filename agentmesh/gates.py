@@ -185,42 +185,19 @@ class Gate:
         ``typed_output`` is ``result.output`` as an instance of exactly ``schema``,
         when the caller already validated it (so it is not validated twice).
         """
-        failures: list[tuple[GateAction, str]] = []
-        typed: BaseModel | None = None
-        if result.status is ResultStatus.HALTED:
-            # A halt below halts everything above: re-running a halted child
-            # would repeat the side effects the halt was meant to stop.
-            failures.append((GateAction.HALT, f"{stage} halted: {result.error}"))
-        elif result.status is ResultStatus.ESCALATED:
-            reason = result.escalation.reason if result.escalation else "escalated"
-            failures.append((self.on_escalated, f"{stage} escalated: {reason}"))
-        elif result.status is ResultStatus.FAILED:
-            failures.append((self.on_failed, f"{stage} failed: {result.error}"))
-        else:
-            try:
-                typed = (
-                    typed_output
-                    if type(typed_output) is schema
-                    else schema.model_validate(result.output)
-                )
-            except ValidationError as exc:
-                failures.append(
-                    (GateAction.RETRY, f"output is not a valid {schema.__name__}: {exc}")
-                )
-            if typed is not None:
-                if result.confidence < self.min_confidence:
-                    failures.append(
-                        (
-                            self.on_low_confidence,
-                            f"confidence {result.confidence:.2f} < {self.min_confidence:.2f}",
-                        )
-                    )
-                failures.extend(self._run_checks(typed, board))
-        action = max((a for a, _ in failures), key=lambda a: a.severity, default=GateAction.PASS)
-        reasons = [r for _, r in failures]
-        if action is GateAction.RETRY and attempt > self.max_retries:
-            action = self.on_exhausted
-            reasons.append(f"retries exhausted after {attempt} attempts")
+        escalation = result.escalation
+        action, reasons, typed = self.verdict(
+            stage=stage,
+            status=result.status,
+            output=result.output,
+            confidence=result.confidence,
+            error=result.error,
+            escalation_reason=escalation.reason if escalation else None,
+            schema=schema,
+            board=board,
+            attempt=attempt,
+            typed_output=typed_output,
+        )
         decision = GateDecision(
             gate=self.name or f"gate:{stage}",
             stage=stage,
@@ -229,7 +206,99 @@ class Gate:
             attempt=attempt,
             task_id=result.task_id,
         )
-        return decision, typed if action is GateAction.PASS else None
+        return decision, typed
+
+    def evaluate_json(
+        self,
+        *,
+        stage: str,
+        result: Mapping[str, Any],
+        schema: type[BaseModel],
+        board: Mapping[str, Any],
+        attempt: int,
+        typed_output: BaseModel | None = None,
+    ) -> tuple[dict[str, Any], BaseModel | None]:
+        """`evaluate` for a result envelope in JSON form; the decision in JSON form too.
+
+        This is how coordinators gate every hop: results live in graph state as
+        JSON, and neither the result nor the decision is built as a model object.
+        """
+        escalation = result.get("escalation")
+        action, reasons, typed = self.verdict(
+            stage=stage,
+            status=result["status"],
+            output=result["output"],
+            confidence=result["confidence"],
+            error=result.get("error"),
+            escalation_reason=escalation.get("reason") if escalation else None,
+            schema=schema,
+            board=board,
+            attempt=attempt,
+            typed_output=typed_output,
+        )
+        decision = {
+            "gate": self.name or f"gate:{stage}",
+            "stage": stage,
+            "action": action._value_,
+            "reasons": reasons,
+            "attempt": attempt,
+            "task_id": result.get("task_id"),
+        }
+        return decision, typed
+
+    def verdict(
+        self,
+        *,
+        stage: str,
+        status: ResultStatus | str,
+        output: Any,
+        confidence: float,
+        error: str | None,
+        escalation_reason: str | None,
+        schema: type[BaseModel],
+        board: Mapping[str, Any],
+        attempt: int,
+        typed_output: BaseModel | None = None,
+    ) -> tuple[GateAction, list[str], BaseModel | None]:
+        """The action, its reasons, and the typed output when the action is ``pass``."""
+        failures: list[tuple[GateAction, str]] = []
+        typed: BaseModel | None = None
+        if status == ResultStatus.HALTED:
+            # A halt below halts everything above: re-running a halted child
+            # would repeat the side effects the halt was meant to stop.
+            failures.append((GateAction.HALT, f"{stage} halted: {error}"))
+        elif status == ResultStatus.ESCALATED:
+            reason = "escalated" if escalation_reason is None else escalation_reason
+            failures.append((self.on_escalated, f"{stage} escalated: {reason}"))
+        elif status == ResultStatus.FAILED:
+            failures.append((self.on_failed, f"{stage} failed: {error}"))
+        else:
+            try:
+                typed = (
+                    typed_output if type(typed_output) is schema else schema.model_validate(output)
+                )
+            except ValidationError as exc:
+                failures.append(
+                    (GateAction.RETRY, f"output is not a valid {schema.__name__}: {exc}")
+                )
+            if typed is not None:
+                if confidence < self.min_confidence:
+                    failures.append(
+                        (
+                            self.on_low_confidence,
+                            f"confidence {confidence:.2f} < {self.min_confidence:.2f}",
+                        )
+                    )
+                if self.checks:
+                    failures.extend(self._run_checks(typed, board))
+        if not failures:
+            return GateAction.PASS, [], typed
+        action = max((a for a, _ in failures), key=_severity)
+        reasons = [r for _, r in failures]
+        if action is GateAction.RETRY and attempt > self.max_retries:
+            action = self.on_exhausted
+            reasons.append(f"retries exhausted after {attempt} attempts")
+        return action, reasons, typed if action is GateAction.PASS else None
 
     def _run_checks(
         self, typed: BaseModel, board: Mapping[str, Any]
@@ -246,3 +315,7 @@ class Gate:
 
 
 DEFAULT_GATE = Gate()
+
+
+def _severity(action: GateAction) -> int:
+    return action.severity

@@ -42,7 +42,8 @@ os.register_at_fork(after_in_child=lambda: _IDS.seed(os.urandom(32)))
 
 def new_id() -> str:
     """A short random id for tasks and runs (64 random bits, in hex)."""
-    return f"{_IDS.getrandbits(64):016x}"
+    # Big-endian bytes in hex: the same 16 digits as ``f"{bits:016x}"``, faster.
+    return _IDS.getrandbits(64).to_bytes(8, "big").hex()
 
 
 class Usage(BaseModel):

@@ -23,11 +23,9 @@ from agentmesh._runtime.dataflow import members, produced_fields, stage_name, un
 from agentmesh.gates import DEFAULT_GATE, Gate
 from agentmesh.messages import (
     EscalationMessage,
-    GateDecision,
     ResultMessage,
     TaskMessage,
     Usage,
-    decision_json,
     new_id,
     result_json,
     usage_json,
@@ -331,15 +329,13 @@ def gate(
     role: Lead[Any, Any],
     stage: Any,
     state: Mapping[str, Any],
-    fresh: Mapping[str, ResultMessage[Any]] | None = None,
     validated: Mapping[str, BaseModel | None] | None = None,
 ) -> dict[str, Any]:
     """Judge the stage that just ran and decide the next hop.
 
-    ``fresh`` holds result envelopes the caller already has as objects (by
-    agent name), so they are not validated again from their JSON form;
-    ``validated`` their outputs as the objects validated against the agent's
-    output schema when the results were built.
+    Results are judged in their JSON form, as they are in state; ``validated``
+    holds outputs (by agent name) as the objects validated against the agent's
+    output schema when the results were built, so they are not validated again.
     """
     info = _info(stage)
     agent, name, the_gate = info.agent, info.name, info.gate
@@ -347,35 +343,39 @@ def gate(
     results: dict[str, Any] = state.get("results", {})
     judged = _judged(agent, results)
     board = dict(state["board"])
-    decisions: list[GateDecision] = []
+    actions: list[GateAction] = []
+    reasons: list[str] = []
+    failing: list[str] = []
     dumped: list[dict[str, Any]] = []
     passed: dict[str, dict[str, Any]] = {}
     for judged_name, schema, raw in judged:
-        known = fresh.get(judged_name) if fresh else None
-        result: ResultMessage[Any] = known or ResultMessage.model_validate(raw)
         # The output as the object this process validated when it built the result.
         mine = validated.get(judged_name) if validated else None
-        decision, typed = the_gate.evaluate(
+        decision, typed = the_gate.evaluate_json(
             stage=judged_name,
-            result=result,
+            result=raw,
             schema=schema,
             board=board,
             attempt=attempt,
             typed_output=mine,
         )
-        decisions.append(decision)
+        action = GateAction(decision["action"])
+        actions.append(action)
+        if decision["reasons"]:
+            reasons.extend(decision["reasons"])
+        if action is not GateAction.PASS:
+            failing.append(judged_name)
         if typed is not None:
             # The result's output is already ``typed`` in JSON form when it was reused.
-            out = result.output
+            out = raw["output"]
             passed[judged_name] = (
                 out if typed is mine and isinstance(out, dict) else typed.model_dump(mode="json")
             )
-        dumped.append(decision_json(decision))
-        _trace_gate(decision, dumped[-1], result, state)
-    action = max((d.action for d in decisions), key=_SEVERITY)
+        dumped.append(decision)
+        _trace_gate(decision, action, raw, state)
+    action = max(actions, key=_SEVERITY)
     update: dict[str, Any] = {"gates": dumped}
     feedback: dict[str, Any] = state.get("feedback") or {}
-    reasons = [r for d in decisions for r in d.reasons]
     if action is GateAction.PASS:
         # Same precedence as the build-time check: fields win over whole-output aliases.
         outputs = passed
@@ -403,7 +403,6 @@ def gate(
     feedback = dict(feedback)
     if action is GateAction.RETRY:
         feedback[name] = "; ".join(reasons)
-        failing = [d.stage for d in decisions if d.action is not GateAction.PASS]
         only = failing if isinstance(agent, Parallel) and agent.resolver is None else []
         view = {**state, "feedback": feedback, "retry_members": only}
         return {**update, "feedback": feedback, "retry_members": only, **dispatch(role, view)}
@@ -485,13 +484,13 @@ def _escalation(
 
 
 def _trace_gate(
-    decision: GateDecision,
     payload: dict[str, Any],
-    result: ResultMessage[Any],
+    action: GateAction,
+    result: Mapping[str, Any],
     state: Mapping[str, Any],
 ) -> None:
     if tracing():
-        _gate_span(decision, payload, result, state)
+        _gate_span(payload, action, result, state)
     # Outside a graph stream (a node called directly) there is no writer. A plain
     # try, not contextlib.suppress: no context manager object per gate.
     try:
@@ -501,22 +500,22 @@ def _trace_gate(
 
 
 def _gate_span(
-    decision: GateDecision,
     payload: dict[str, Any],
-    result: ResultMessage[Any],
+    action: GateAction,
+    result: Mapping[str, Any],
     state: Mapping[str, Any],
 ) -> None:
     task = state.get("task") or {}
     with span(
         SpanKind.GATE,
-        decision.gate,
+        payload["gate"],
         run_id=task.get("run_id"),
         parent_id=task.get("task_id"),
-        input={"stage": decision.stage, "status": result.status},
+        input={"stage": payload["stage"], "status": ResultStatus(result["status"])},
         attributes={
-            "gate_action": decision.action,
-            "stage": decision.stage,
-            "attempt": decision.attempt,
+            "gate_action": action,
+            "stage": payload["stage"],
+            "attempt": payload["attempt"],
         },
     ) as sp:
         sp.output = payload

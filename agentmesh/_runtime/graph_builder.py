@@ -27,8 +27,8 @@ from agentmesh._runtime import validated
 from agentmesh._runtime.context import current_context
 from agentmesh._runtime.dataflow import members, unwrap
 from agentmesh._runtime.guard import RunGuard, served_guard
-from agentmesh._runtime.specialist_run import run_specialist, run_specialist_typed
-from agentmesh.messages import ResultMessage, TaskMessage, result_json
+from agentmesh._runtime.specialist_run import run_specialist, run_specialist_json
+from agentmesh.messages import ResultMessage, TaskMessage
 from agentmesh.models import resolve_model
 from agentmesh.settings import Settings
 from agentmesh.specialist import Specialist
@@ -340,13 +340,7 @@ def _bind_join(
         # The group's result and output are gated as the objects the join built.
         joined = steps.join(group, state, runner)
         fresh = _combine(fresh, joined.update)
-        judged = steps.gate(
-            role,
-            stage,
-            _apply(state, fresh),
-            {group.name: joined.result},
-            {group.name: joined.output},
-        )
+        judged = steps.gate(role, stage, _apply(state, fresh), {group.name: joined.output})
         return _advance(role, state, _combine(fresh, judged), wiring)
 
     return join
@@ -373,13 +367,11 @@ def _stage_node(
             state = view
         task = state["pending"][0]["task"]
         _at_node(agent.name, task, role.name)
-        result, typed, envelope = run_agent(task, config)
+        typed, envelope = run_agent(task, config)
         _record(task, envelope)
         # The envelope's usage is the stage's spending: one dict in both places.
         fresh = {"results": {agent.name: envelope}, "spent": [envelope["usage"]]}
-        judged = steps.gate(
-            role, stage, _apply(state, fresh), {agent.name: result}, {agent.name: typed}
-        )
+        judged = steps.gate(role, stage, _apply(state, fresh), {agent.name: typed})
         return _advance(role, state, _combine(before, _combine(fresh, judged)), wiring)
 
     if isinstance(agent, Specialist):
@@ -403,7 +395,7 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
         def leaf(payload: dict[str, Any]) -> dict[str, Any]:
             _at_node(agent.name, payload["task"], coordinator)
-            envelope = run_agent(payload["task"], None)[2]
+            envelope = run_agent(payload["task"], None)[1]
             _record(payload["task"], envelope)
             return {"results": {agent.name: envelope}}
 
@@ -411,29 +403,29 @@ def _member_node(agent: Any, settings: Settings, coordinator: str) -> Callable[.
 
     def node(payload: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         _at_node(agent.name, payload["task"], coordinator)
-        envelope = run_agent(payload["task"], config)[2]
+        envelope = run_agent(payload["task"], config)[1]
         _record(payload["task"], envelope)
         return {"results": {agent.name: envelope}}
 
     return node
 
 
-Ran = tuple[ResultMessage[Any], "BaseModel | None", dict[str, Any]]
+Ran = tuple["BaseModel | None", dict[str, Any]]
 
 
 def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig | None], Ran]:
     """A function running ``agent`` on a task envelope: a specialist, or a child graph.
 
-    It returns the result, its output as validated against the specialist's
-    schema (``None`` for a child graph), and the result in JSON form for state.
+    It returns the result's output as the object validated against the agent's
+    output schema (``None`` when there is none), and the result in JSON form:
+    the one form results take in state, where gates judge them.
     """
     if isinstance(agent, Specialist):
         model = _model_for(agent, settings)
 
         def run_leaf(task_json: Any, config: RunnableConfig | None) -> Ran:
             task: TaskMessage[Any] = _task_from(task_json)
-            result, typed = run_specialist_typed(agent, task, model=model, ctx=current_context())
-            return result, typed, result_json(result)
+            return run_specialist_json(agent, task, model=model, ctx=current_context())
 
         return run_leaf
     child = compile_coordinator(agent, settings=settings, child=True)
@@ -452,7 +444,7 @@ def _agent_call(agent: Any, settings: Settings) -> Callable[[Any, RunnableConfig
         # The child built its envelope in JSON form: it is kept as it came. Its
         # output is the object the child validated, when this is that very envelope.
         envelope: dict[str, Any] = out.value["result"]
-        return ResultMessage.model_validate(envelope), validated.claim(envelope), envelope
+        return validated.claim(envelope), envelope
 
     return run_child
 

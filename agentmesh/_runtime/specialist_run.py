@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from agentmesh._runtime.context import RunContext, span, tracing
 from agentmesh._runtime.guard import find_served_guard
 from agentmesh.errors import AgentMeshError, BudgetExhaustedError, ModelOutputError, RunStopped
-from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage
+from agentmesh.messages import EscalationMessage, ResultMessage, TaskMessage, Usage, result_json
 from agentmesh.models import model_name
 from agentmesh.pricing import cost_usd
 from agentmesh.specialist import AgentContext, Answer, Specialist
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from agentmesh.memory.context import WorkingContext
 
 HUMAN_REQUEST = "agentmesh.human_input"
+_OK = ResultStatus.OK._value_
 
 
 @dataclass(kw_only=True)
@@ -71,14 +72,7 @@ def run_specialist_typed(
     The stage's gate reuses that object instead of validating the output again.
     """
     started = time.perf_counter()
-    if ctx.guard is None:
-        served = find_served_guard(task.run_id)  # a run LangGraph's server started
-        if served is not None:
-            ctx = replace(ctx, guard=served)
-    usage = _UsageMeter()
-    usage.guard = ctx.guard
-    if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
-        usage.deadline = ctx.guard.agent_deadline(spec.name)
+    ctx, usage = _start(spec, task, ctx)
     if not tracing():
         result, typed = _attempt(spec, task, model=model, ctx=ctx, usage=usage)
         # The envelope is ours and not yet shared: set the last fields in place.
@@ -114,6 +108,51 @@ def run_specialist_typed(
     return result, typed
 
 
+def run_specialist_json(
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    *,
+    model: BaseChatModel | None,
+    ctx: RunContext,
+) -> tuple[BaseModel | None, dict[str, Any]]:
+    """`run_specialist_typed` with the result in its JSON form, as coordinators keep it.
+
+    A result that succeeded is built as JSON directly (no ``ResultMessage`` object
+    to build and then dump) when its fields are of the types the envelope holds;
+    anything else takes the validated path, so both give the same envelope.
+    """
+    if tracing():
+        result, typed = run_specialist_typed(spec, task, model=model, ctx=ctx)
+        return typed, result_json(result)
+    started = time.perf_counter()
+    ctx, usage = _start(spec, task, ctx)
+    produced = _produce(spec, task, model=model, ctx=ctx, usage=usage)
+    if not isinstance(produced, ResultMessage):
+        envelope = _ok_json(spec, task, produced)
+        if envelope is not None:
+            envelope["usage"] = usage.total_json(time.perf_counter() - started)
+            return produced.output, envelope
+    result, typed = _finished(spec, task, produced)
+    result.usage = usage.total(time.perf_counter() - started)
+    result.layer = _layer(spec)
+    return typed, result_json(result)
+
+
+def _start(
+    spec: Specialist[Any, Any], task: TaskMessage[Any], ctx: RunContext
+) -> tuple[RunContext, _UsageMeter]:
+    """The run context (a served run's guard found) and a meter for the task's usage."""
+    if ctx.guard is None:
+        served = find_served_guard(task.run_id)  # a run LangGraph's server started
+        if served is not None:
+            ctx = replace(ctx, guard=served)
+    usage = _UsageMeter()
+    usage.guard = ctx.guard
+    if ctx.guard is not None and ctx.guard.controls.timeouts.agent_s is not None:
+        usage.deadline = ctx.guard.agent_deadline(spec.name)
+    return ctx, usage
+
+
 def _attempt(
     spec: Specialist[Any, Any],
     task: TaskMessage[Any],
@@ -122,12 +161,90 @@ def _attempt(
     ctx: RunContext,
     usage: _UsageMeter,
 ) -> tuple[ResultMessage[Any], BaseModel | None]:
+    return _finished(spec, task, _produce(spec, task, model=model, ctx=ctx, usage=usage))
+
+
+def _finished(
+    spec: Specialist[Any, Any], task: TaskMessage[Any], produced: _Produced | ResultMessage[Any]
+) -> tuple[ResultMessage[Any], BaseModel | None]:
+    """The result of what ``_produce`` returned, and its output when it succeeded."""
+    if isinstance(produced, ResultMessage):
+        return produced, None
+    try:
+        result: ResultMessage[Any] = ResultMessage(
+            task_id=task.task_id,
+            agent=spec.name,
+            status=ResultStatus.OK,
+            output=produced.output.model_dump(mode="json"),
+            confidence=produced.confidence,
+            evidence=produced.evidence,
+            summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
+            served_by=produced.served_by,
+            degraded=produced.degraded,
+        )
+    except Exception as exc:
+        return _failed(spec, task, f"{type(exc).__name__}: {exc}")
+    return result, produced.output
+
+
+def _ok_json(
+    spec: Specialist[Any, Any], task: TaskMessage[Any], produced: _Produced
+) -> dict[str, Any] | None:
+    """The JSON envelope ``_finished`` would build (usage aside), or ``None`` to take its path.
+
+    ``None`` when a field is not already of the type the envelope holds (say an
+    int confidence, or evidence that is not all strings): validation decides those.
+    """
+    confidence = produced.confidence
+    evidence = produced.evidence
+    if (
+        type(confidence) is not float
+        or not 0.0 <= confidence <= 1.0
+        or type(evidence) is not list
+        or not all(type(e) is str for e in evidence)
+        or type(produced.summary) is not str
+        or type(produced.served_by) is not str
+        or type(produced.degraded) is not bool
+    ):
+        return None
+    output = produced.output
+    try:
+        dumped = output.model_dump(mode="json")
+        summary = produced.summary or f"{spec.name}: {_describe(output)}"
+    except Exception:
+        return None
+    return {
+        "task_id": task.task_id,
+        "agent": spec.name,
+        "status": _OK,
+        "output": dumped,
+        "confidence": confidence,
+        "evidence": list(evidence),
+        "usage": None,
+        "summary": summary,
+        "layer": _layer(spec)._value_,
+        "served_by": produced.served_by,
+        "degraded": produced.degraded,
+        "error": None,
+        "escalation": None,
+    }
+
+
+def _produce(
+    spec: Specialist[Any, Any],
+    task: TaskMessage[Any],
+    *,
+    model: BaseChatModel | None,
+    ctx: RunContext,
+    usage: _UsageMeter,
+) -> _Produced | ResultMessage[Any]:
+    """The specialist's typed output and how it got it, or the result of a task that failed."""
     # No closures here: a function and its cells per task are objects the cyclic
     # collector counts towards its next collection.
     try:
         payload = spec.input.model_validate(task.payload)
     except ValidationError as exc:
-        return _failed(spec, task, f"input does not match {spec.input.__name__}: {_short(exc)}")
+        return _failed(spec, task, f"input does not match {spec.input.__name__}: {_short(exc)}")[0]
     actx = AgentContext(
         task=task,
         agent=spec.name,
@@ -138,14 +255,13 @@ def _attempt(
         if spec.layer is Layer.CODE:
             assert spec.fn is not None
             if spec.cache_ttl_s is not None:
-                produced = _from_cached_code(spec, payload, actx)
-            else:
-                produced = _from_code(spec.fn, payload, actx, spec.output, served_by="code")
-        elif spec.layer is Layer.HUMAN:
-            produced = _ask_human(spec, task, payload)
-        elif model is None:
+                return _from_cached_code(spec, payload, actx)
+            return _from_code(spec.fn, payload, actx, spec.output, served_by="code")
+        if spec.layer is Layer.HUMAN:
+            return _ask_human(spec, task, payload)
+        if model is None:
             if spec.fallback is None:
-                return _offline_escalation(spec, task), None
+                return _offline_escalation(spec, task)
             produced = _from_code(
                 spec.fallback,
                 payload,
@@ -155,25 +271,12 @@ def _attempt(
             )
             produced.degraded = True
             produced.evidence.append(f"offline: no model configured for layer {spec.layer}")
-        else:
-            produced = _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
-        output = produced.output.model_dump(mode="json")
-        result: ResultMessage[Any] = ResultMessage(
-            task_id=task.task_id,
-            agent=spec.name,
-            status=ResultStatus.OK,
-            output=output,
-            confidence=produced.confidence,
-            evidence=produced.evidence,
-            summary=produced.summary or f"{spec.name}: {_describe(produced.output)}",
-            served_by=produced.served_by,
-            degraded=produced.degraded,
-        )
-        return result, produced.output
+            return produced
+        return _from_model_or_fallback(spec, model, payload, task, actx, ctx, usage)
     except (GraphBubbleUp, RunStopped):
         raise  # interrupts, kill switches and exhausted budgets end the run, not the task
     except Exception as exc:
-        return _failed(spec, task, f"{type(exc).__name__}: {exc}")
+        return _failed(spec, task, f"{type(exc).__name__}: {exc}")[0]
 
 
 def _layer(spec: Specialist[Any, Any]) -> Layer:
@@ -653,6 +756,17 @@ class _UsageMeter:
         self.output_tokens += tokens_out
         self.model_calls += 1
         self.cost += cost
+
+    def total_json(self, latency_s: float) -> dict[str, Any]:
+        """``usage_json(self.total(latency_s))``, without building the ``Usage``."""
+        return {
+            "input_tokens": int(self.input_tokens),
+            "output_tokens": int(self.output_tokens),
+            "model_calls": self.model_calls,
+            "tool_calls": self.tool_calls,
+            "cost_usd": round(float(self.cost), 8),
+            "latency_s": latency_s,
+        }
 
     def total(self, latency_s: float) -> Usage:
         return Usage(

@@ -307,3 +307,88 @@ def test_a_specialist_named_by_its_layer_string_reports_the_layer_enum() -> None
     assert run.result is not None
     assert run.result.layer is am.Layer.CODE
     assert run.result.output == {"n": 2}
+
+
+GATED: list[ResultMessage[Any]] = [
+    *RESULTS,
+    ResultMessage(
+        task_id="t5", agent="e", status=ResultStatus.OK, output={"total": -2, "vendor": "v"}
+    ),
+    ResultMessage(
+        task_id="t6",
+        agent="f",
+        status=ResultStatus.OK,
+        output={"total": 9, "vendor": "v"},
+        confidence=0.1,
+    ),
+    ResultMessage(task_id="t7", agent="g", status=ResultStatus.HALTED, error="stop"),
+    ResultMessage(
+        task_id="t8",
+        agent="h",
+        status=ResultStatus.ESCALATED,
+        escalation=EscalationMessage(reason="", decision_point="p"),
+    ),
+    ResultMessage(task_id="t9", agent="i", status=ResultStatus.ESCALATED),
+]
+GATES = [
+    Gate(),
+    Gate(name="strict", max_retries=0, min_confidence=0.5, on_exhausted=GateAction.HALT),
+    Gate(
+        checks=[
+            Check(name="positive", fn=lambda o, b: o.total > 0, on_fail="replan"),
+            Check(name="soft", fn=lambda o, b: "always", on_fail="pass"),
+        ]
+    ),
+]
+
+
+@pytest.mark.parametrize("gate", GATES, ids=["default", "strict", "checks"])
+@pytest.mark.parametrize("result", GATED, ids=lambda r: r.task_id)
+@pytest.mark.parametrize("attempt", [1, 3])
+def test_a_gate_judges_a_json_envelope_as_it_judges_the_result(
+    gate: Gate, result: ResultMessage[Any], attempt: int
+) -> None:
+    # Coordinators gate envelopes in their JSON form; the verdict must be the same.
+    kwargs: dict[str, Any] = {"stage": "s", "schema": Out, "board": {}, "attempt": attempt}
+    decision, typed = gate.evaluate(result=result, **kwargs)
+    as_json, typed_json = gate.evaluate_json(result=result_json(result), **kwargs)
+
+    assert as_json == decision.model_dump(mode="json")
+    assert typed_json == typed
+
+
+def _answer(data: Split) -> am.Answer[Count]:
+    return am.Answer(Count(n=len(data.words)), confidence=0.75, evidence=["counted"], summary="n")
+
+
+def _int_confidence(data: Split) -> am.Answer[Count]:
+    return am.Answer(Count(n=1), confidence=1)
+
+
+def _odd_evidence(data: Split) -> am.Answer[Count]:
+    return am.Answer(Count(n=1), evidence=[3])  # type: ignore[list-item]
+
+
+def _bad_output(data: Split) -> dict[str, Any]:
+    return {"n": "many"}
+
+
+@pytest.mark.parametrize("fn", [_count, _answer, _int_confidence, _odd_evidence, _bad_output])
+def test_a_specialist_builds_the_json_envelope_its_result_would_dump_to(fn: Any) -> None:
+    from agentmesh._runtime.context import RunContext
+    from agentmesh._runtime.specialist_run import run_specialist_json, run_specialist_typed
+    from agentmesh.messages import TaskMessage
+    from agentmesh.tools import ToolGateway
+    from agentmesh.tracing import NullTracer
+
+    spec = am.Specialist(name="count", input=Split, output=Count, layer="code", fn=fn)
+    task: TaskMessage[Any] = TaskMessage(sender="t", recipient="count", payload={"words": ["a"]})
+    ctx = RunContext(settings=Settings(), tracer=NullTracer(), gateway=ToolGateway(), run_id="r")
+
+    result, typed = run_specialist_typed(spec, task, model=None, ctx=ctx)
+    typed_json, envelope = run_specialist_json(spec, task, model=None, ctx=ctx)
+
+    expected = result.model_dump(mode="json")
+    assert envelope["usage"].pop("latency_s") >= 0 and expected["usage"].pop("latency_s") >= 0
+    assert envelope == expected
+    assert typed_json == typed
