@@ -186,7 +186,7 @@ class Gate:
         when the caller already validated it (so it is not validated twice).
         """
         escalation = result.escalation
-        action, reasons, typed = self.verdict(
+        action, reasons, typed = self._verdict(
             stage=stage,
             status=result.status,
             output=result.output,
@@ -224,7 +224,7 @@ class Gate:
         JSON, and neither the result nor the decision is built as a model object.
         """
         escalation = result.get("escalation")
-        action, reasons, typed = self.verdict(
+        action, reasons, typed = self._verdict(
             stage=stage,
             status=result["status"],
             output=result["output"],
@@ -246,7 +246,7 @@ class Gate:
         }
         return decision, typed
 
-    def verdict(
+    def _verdict(
         self,
         *,
         stage: str,
